@@ -1,0 +1,183 @@
+"""The runner protocol: the one module that reads ``INPUT_*`` and writes ``GITHUB_*`` files.
+
+Everything below this module is plain Python that knows nothing of GitHub, so every action is also a
+CLI. Built on actions-toolkit for the command syntax and the file-command delimiter format; what the
+toolkit gets wrong or leaves out (hyphenated names, boolean errors that name the value, the summary cap,
+a random delimiter checked against the value) is fixed here.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
+
+from actions_toolkit.command import issue_command
+from actions_toolkit.utils import AnnotationProperties, to_command_properties, to_command_value
+
+TRUE_SPELLINGS = ("true", "True", "TRUE")
+FALSE_SPELLINGS = ("false", "False", "FALSE")
+SUMMARY_LIMIT = 1024 * 1024  # the runner rejects a step summary over 1 MiB
+SUMMARY_CUT_NOTE = "\n\n_(summary cut at 1 MiB)_\n"
+
+
+class InputError(ValueError):
+    """An input is missing or malformed; the message names the input and what to do."""
+
+
+def _input_env_name(name: str) -> str:
+    # Composite actions map inputs through `env:`, where a hyphen would not survive a shell, so the
+    # house form is INPUT_FAIL_ON_CACHE_MISS; the runner's own form for node actions keeps the hyphen.
+    return "INPUT_" + name.replace(" ", "_").upper()
+
+
+def get_input(name: str, *, required: bool = False, default: str = "") -> str:
+    """Return the trimmed input, or `default` when it is empty."""
+    env = os.environ
+    raw = env.get(_input_env_name(name).replace("-", "_"))
+    if raw is None:
+        raw = env.get(_input_env_name(name), "")
+    value = raw.strip()
+    if not value:
+        if required:
+            raise InputError(f"Input required and not supplied: {name}")
+        return default
+    return value
+
+
+def get_multiline_input(name: str, *, required: bool = False) -> list[str]:
+    """Split on newlines, trim each line and drop blank ones (actions/cache's `path` semantics)."""
+    lines = [line.strip() for line in get_input(name, required=required).splitlines()]
+    return [line for line in lines if line]
+
+
+def get_boolean_input(name: str, *, default: bool = False) -> bool:
+    """Parse a YAML 1.2 core-schema boolean; an empty input gives `default`."""
+    value = get_input(name)
+    if not value:
+        return default
+    if value in TRUE_SPELLINGS:
+        return True
+    if value in FALSE_SPELLINGS:
+        return False
+    spellings = " | ".join(TRUE_SPELLINGS + FALSE_SPELLINGS)
+    raise InputError(f"Input '{name}' is not a boolean: {value!r}. Use one of: {spellings}")
+
+
+def _append_file_command(var: str, text: str) -> bool:
+    path = os.environ.get(var)
+    if not path:
+        return False
+    with Path(path).open("a", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    return True
+
+
+def _key_value(name: str, value: str) -> str:
+    """A `name<<DELIM` block whose delimiter is random and provably absent from the value."""
+    while True:
+        delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+        if delimiter not in value and delimiter not in name:
+            return f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
+
+
+def set_output(name: str, value: object) -> None:
+    """Set a step output; non-strings are JSON-encoded, as the toolkit does."""
+    text = to_command_value(value)
+    if not _append_file_command("GITHUB_OUTPUT", _key_value(name, text)):
+        print(f"{name}={text}")
+
+
+def export_variable(name: str, value: str) -> None:
+    """Set an env var for this process and the job's later steps."""
+    os.environ[name] = value
+    _append_file_command("GITHUB_ENV", _key_value(name, value))
+
+
+def add_path(directory: str) -> None:
+    """Prepend a directory to PATH for this process and later steps."""
+    os.environ["PATH"] = f"{directory}{os.pathsep}{os.environ.get('PATH', '')}"
+    _append_file_command("GITHUB_PATH", directory + "\n")
+
+
+def save_state(name: str, value: str) -> None:
+    """Keep a value for this action's `post:` step."""
+    _append_file_command("GITHUB_STATE", _key_value(name, value))
+
+
+def get_state(name: str) -> str:
+    return os.environ.get(f"STATE_{name}", "")
+
+
+def mask(secret: str) -> None:
+    """Ask the runner to mask a value in every later log line, one line at a time."""
+    for line in secret.splitlines():
+        if line.strip():
+            issue_command("add-mask", {}, line)
+
+
+def _annotate(kind: str, message: str, properties: Mapping[str, object]) -> None:
+    # The toolkit renders unset properties as `title=,`; the runner expects them left out.
+    rendered = to_command_properties(AnnotationProperties(**properties))
+    issue_command(kind, {k: v for k, v in rendered.items() if v not in (None, "")}, message)
+
+
+def notice(message: str, **properties: object) -> None:
+    _annotate("notice", message, properties)
+
+
+def warning(message: str, **properties: object) -> None:
+    _annotate("warning", message, properties)
+
+
+def error(message: str, **properties: object) -> None:
+    _annotate("error", message, properties)
+
+
+def info(message: str) -> None:
+    print(message, flush=True)
+
+
+@contextmanager
+def group(title: str) -> Iterator[None]:
+    """A foldable log group."""
+    issue_command("group", {}, title)
+    try:
+        yield
+    finally:
+        issue_command("endgroup", {}, "")
+        sys.stdout.flush()
+
+
+def append_summary(markdown: str) -> None:
+    """Append to the step summary, cutting so that the file never passes the runner's 1 MiB cap."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    summary = Path(path)
+    used = summary.stat().st_size if summary.exists() else 0
+    data = markdown.encode("utf-8")
+    room = SUMMARY_LIMIT - used
+    if len(data) > room:
+        note = SUMMARY_CUT_NOTE.encode()
+        data = data[: max(0, room - len(note))].decode("utf-8", "ignore").encode() + note
+        data = data[:room]
+    if data:
+        with summary.open("ab") as handle:
+            handle.write(data)
+
+
+def workspace() -> Path:
+    """The job's workspace: `$GITHUB_WORKSPACE` on a runner, else the current directory."""
+    return Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd())
+
+
+def fail(message: str) -> NoReturn:
+    """Report one `::error::` line and end the step with exit code 1."""
+    error(message)
+    sys.stdout.flush()
+    raise SystemExit(1)
