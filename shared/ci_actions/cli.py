@@ -1,0 +1,27 @@
+"""The `ci-actions` command: every action's work, usable from any CI or a terminal.
+
+Subcommands are found through the `ci_actions.commands` entry-point group declared in pyproject.toml;
+each entry point is a `register(subparsers)` function that adds its parser and sets `func`. The shared
+package never imports an action package, so arrows keep pointing down.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+
+ENTRY_POINT_GROUP = "ci_actions.commands"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ci-actions", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        entry.load()(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

