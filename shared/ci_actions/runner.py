@@ -164,11 +164,11 @@ def append_summary(markdown: str) -> None:
     room = SUMMARY_LIMIT - used
     if len(data) > room:
         note = SUMMARY_CUT_NOTE.encode()
-        data = data[: max(0, room - len(note))].decode("utf-8", "ignore").encode() + note
-        data = data[:room]
-    if data:
-        with summary.open("ab") as handle:
-            handle.write(data)
+        if room < len(note):  # already cut: nothing more fits
+            return
+        data = data[: room - len(note)].decode("utf-8", "ignore").encode() + note
+    with summary.open("ab") as handle:
+        handle.write(data)
 
 
 def workspace() -> Path:
