@@ -73,7 +73,8 @@ BROKEN = {
 def test_checks_catch_a_broken_action(tmp_path):
     assert injection_problems(BROKEN) == ["step 0: `${{ }}` inside run:; pass the value through env:"]
     assert input_mapping_problems(BROKEN) == [
-        "input 'fail-on-cache-miss' is not passed as INPUT_FAIL_ON_CACHE_MISS: ${{ inputs.fail-on-cache-miss }}",
+        "input 'fail-on-cache-miss' is not passed as "
+        "INPUT_FAIL_ON_CACHE_MISS: ${{ inputs.fail-on-cache-miss }}",
         "env INPUT_OTHER names undeclared input 'other'",
     ]
     assert output_problems(BROKEN, {"cache-hit", "bytes"}) == [

@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from ci_actions import runner
 
 
@@ -50,7 +49,7 @@ def test_input_in_the_runners_own_hyphen_form(monkeypatch):
 
 def test_missing_required_input_names_it(monkeypatch):
     monkeypatch.delenv("INPUT_KEY", raising=False)
-    with pytest.raises(runner.InputError, match="^Input required and not supplied: key$"):
+    with pytest.raises(runner.InputError, match=r"^Input required and not supplied: key$"):
         runner.get_input("key", required=True)
     monkeypatch.setenv("INPUT_KEY", "   ")
     with pytest.raises(runner.InputError):
@@ -129,7 +128,11 @@ def test_annotations_escape_and_omit_unset_properties(capsys):
     runner.error("boom")
     runner.notice("hi", title="T")
     out = capsys.readouterr().out.splitlines()
-    assert out == ["::warning file=a%2Cb.txt,line=3::50%25 done%0Anext", "::error::boom", "::notice title=T::hi"]
+    assert out == [
+        "::warning file=a%2Cb.txt,line=3::50%25 done%0Anext",
+        "::error::boom",
+        "::notice title=T::hi",
+    ]
 
 
 def test_group_closes_even_on_error(capsys):
