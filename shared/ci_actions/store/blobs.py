@@ -1,0 +1,178 @@
+"""Content-addressed blobs: one read-only file per (sha256, executable bit), shared by every entry.
+
+A blob is written to the store's own tmp directory and published with ``link()``, which fails if the
+name exists: two writers of the same content cannot tear each other's file, and a reader never sees a
+partial one. Blobs are read-only (0444, or 0555 when executable), so a hardlinked restore that tries to
+edit a file in place gets EACCES instead of silently corrupting every entry that shares it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+CHUNK = 1024 * 1024
+SMALL_FILE = 8 * CHUNK  # read whole: one read, hashed and written from memory, no race with writers
+FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
+Placement = Literal["copy", "reflink", "hardlink"]  # what `auto` resolves to, once per restore
+
+
+class BlobMissing(FileNotFoundError):
+    """An entry names a blob that is gone (evicted or deleted): the entry cannot be restored."""
+
+
+class BlobCorrupt(ValueError):
+    """A blob's bytes no longer hash to its name."""
+
+
+def blob_name(digest: str, mode: int) -> str:
+    return digest + ("x" if mode & 0o111 else "")
+
+
+@dataclass(frozen=True)
+class Stored:
+    digest: str
+    size: int
+    new_bytes: int  # 0 when the content was already in the store
+
+
+class Blobs:
+    def __init__(self, root: Path) -> None:
+        self.dir = root / "blobs"
+        self.tmp = root / "tmp"
+
+    def path(self, name: str) -> Path:
+        return self.dir / name[:2] / name
+
+    def _publish(self, tmp: Path, name: str, mode: int) -> int:
+        """Link tmp into place; returns the bytes added (0 if another writer got there first)."""
+        os.chmod(tmp, 0o555 if mode & 0o111 else 0o444)
+        final = self.path(name)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(tmp, final)
+            return tmp.stat().st_size
+        except FileExistsError:
+            return 0
+        finally:
+            tmp.unlink()
+
+    def _tmp_path(self) -> Path:
+        return self.tmp / f"blob-{secrets.token_hex(8)}"
+
+    def put(self, source: Path, mode: int) -> Stored:
+        """Store a file's content; a blob that exists is only touched (so GC sees it is in use)."""
+        with source.open("rb") as handle:
+            data = handle.read(SMALL_FILE + 1)
+            if len(data) <= SMALL_FILE:
+                digest = hashlib.sha256(data).hexdigest()
+                name = blob_name(digest, mode)
+                if self._touch(name):
+                    return Stored(digest, len(data), 0)
+                tmp = self._tmp_path()
+                with tmp.open("xb") as out:
+                    out.write(data)
+                return Stored(digest, len(data), self._publish(tmp, name, mode))
+            return self._put_large(handle, data, mode)
+
+    def _put_large(self, handle, head: bytes, mode: int) -> Stored:
+        hasher = hashlib.sha256(head)
+        tmp = self._tmp_path()
+        size = len(head)
+        try:
+            with tmp.open("xb") as out:
+                out.write(head)
+                while chunk := handle.read(CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        digest = hasher.hexdigest()
+        name = blob_name(digest, mode)
+        if self._touch(name):
+            tmp.unlink()
+            return Stored(digest, size, 0)
+        return Stored(digest, size, self._publish(tmp, name, mode))
+
+    def _touch(self, name: str) -> bool:
+        try:
+            os.utime(self.path(name))
+            return True
+        except FileNotFoundError:
+            return False
+
+    def check(self, name: str) -> int:
+        """Re-hash a blob; returns its size or raises BlobMissing / BlobCorrupt."""
+        hasher = hashlib.sha256()
+        size = 0
+        try:
+            with self.path(name).open("rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    hasher.update(chunk)
+                    size += len(chunk)
+        except FileNotFoundError as exc:
+            raise BlobMissing(name) from exc
+        if hasher.hexdigest() != name.rstrip("x"):
+            raise BlobCorrupt(name)
+        return size
+
+    def remove(self, name: str) -> int:
+        path = self.path(name)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+            return size
+        except FileNotFoundError:
+            return 0
+
+    def place(self, name: str, dest: Path, mode: int, mtime_ns: int, how: Placement) -> None:
+        """Put a blob's content at dest: a hardlink, a reflink, or a kernel-side copy."""
+        source = self.path(name)
+        with contextlib.suppress(FileNotFoundError):
+            dest.unlink()
+        if how == "hardlink":
+            os.link(source, dest)
+            return
+        src_fd = os.open(source, os.O_RDONLY)
+        try:
+            dst_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o7777)
+            try:
+                if how == "reflink":
+                    fcntl.ioctl(dst_fd, FICLONE, src_fd)
+                else:
+                    _copy(src_fd, dst_fd)
+                os.fchmod(dst_fd, mode & 0o7777)
+                os.utime(dst_fd, ns=(mtime_ns, mtime_ns))
+            finally:
+                os.close(dst_fd)
+        finally:
+            os.close(src_fd)
+
+
+def reflink_works(source: Path, dest_dir: Path) -> bool:
+    """Probe once whether dest_dir's filesystem can clone source's blocks (btrfs, XFS, bcachefs)."""
+    probe = dest_dir / f".ci-actions-reflink-probe-{secrets.token_hex(4)}"
+    try:
+        with source.open("rb") as src, probe.open("xb") as dst:
+            fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS):
+            return False
+        raise
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def _copy(src_fd: int, dst_fd: int) -> None:
+    while os.copy_file_range(src_fd, dst_fd, 1 << 30):
+        pass

@@ -1,0 +1,68 @@
+"""Cache keys, versions and lookup order, exactly as actions/cache defines them (pure functions)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+MAX_KEY_LENGTH = 512
+MAX_KEYS = 10  # the primary key plus restore-keys
+FORMAT = "ci-actions-store-1"
+
+
+class InvalidKey(ValueError):
+    """A key that actions/cache would refuse; the message names the key and the rule."""
+
+
+def validate_key(key: str) -> str:
+    if not key:
+        raise InvalidKey("Cache key must not be empty.")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidKey(f"Key Validation Error: {key[:40]}... is {len(key)} characters; "
+                        f"keys cannot be longer than {MAX_KEY_LENGTH} characters.")
+    for bad, name in ((",", "a comma"), ("\n", "a newline"), ("\r", "a carriage return")):
+        if bad in key:
+            raise InvalidKey(f"Key Validation Error: {key!r} contains {name}; keys cannot contain commas "
+                            "or line breaks.")
+    return key
+
+
+def validate_keys(primary: str, restore_keys: Sequence[str]) -> list[str]:
+    """The lookup list: primary first, then restore-keys, all valid, at most ten."""
+    keys = [primary, *restore_keys]
+    if len(keys) > MAX_KEYS:
+        raise InvalidKey(f"Key Validation Error: {len(keys)} keys given (primary + restore-keys); "
+                        f"at most {MAX_KEYS} are allowed.")
+    return [validate_key(k) for k in keys]
+
+
+def cache_version(paths: Sequence[str]) -> str:
+    """A digest of the path list and the store format, so a different path set never restores here."""
+    return hashlib.sha256("\n".join([*paths, FORMAT]).encode()).hexdigest()
+
+
+def is_exact_match(primary: str, matched: str | None) -> bool:
+    """actions/cache compares case-insensitively (`localeCompare`, sensitivity 'accent')."""
+    return matched is not None and matched.casefold() == primary.casefold()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What lookup needs of an entry: its key and when it was created (newest wins a prefix match)."""
+
+    key: str
+    created: float
+
+
+def choose(keys: Sequence[str], candidates: Iterable[Candidate]) -> str | None:
+    """Pick the entry to restore: for each key in order, an exact match, else the newest prefix match."""
+    pool = list(candidates)
+    by_key = {c.key: c for c in pool}
+    for key in keys:
+        if key in by_key:
+            return key
+        prefixed = [c for c in pool if c.key.startswith(key)]
+        if prefixed:
+            return max(prefixed, key=lambda c: (c.created, c.key)).key
+    return None

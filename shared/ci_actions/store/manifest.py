@@ -1,0 +1,130 @@
+"""The manifest of one cache entry: what was saved, where, and when it was last used.
+
+On disk it is JSON lines: a header object, then one array per file system record. The header's first
+field is ``last_used``, a fixed-width string at a fixed offset, so a restore can stamp it in place
+without rewriting (and so without racing) the rest. The header carries the count and sha256 of the
+record lines: a truncated or altered manifest is detected, never half-restored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ci_actions.store.keys import FORMAT
+
+LAST_USED_PREFIX = b'{"last_used": "'
+LAST_USED_WIDTH = 17  # "1764350000.123456": seconds and microseconds, fixed width
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be trusted: truncated, altered or from another format."""
+
+
+def format_time(seconds: float) -> str:
+    return f"{seconds:0{LAST_USED_WIDTH}.6f}"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One path under the workspace: a regular file (by digest), a directory, or a symlink."""
+
+    kind: Literal["file", "dir", "symlink"]
+    path: str
+    mode: int = 0
+    size: int = 0
+    digest: str = ""
+    mtime_ns: int = 0
+    target: str = ""
+
+    def to_row(self) -> list:
+        if self.kind == "file":
+            return ["f", self.path, self.mode, self.size, self.digest, self.mtime_ns]
+        if self.kind == "dir":
+            return ["d", self.path, self.mode]
+        return ["l", self.path, self.target]
+
+    @classmethod
+    def from_row(cls, row: list) -> Record:
+        tag = row[0]
+        if tag == "f":
+            _, path, mode, size, digest, mtime_ns = row
+            return cls("file", path, mode=mode, size=size, digest=digest, mtime_ns=mtime_ns)
+        if tag == "d":
+            _, path, mode = row
+            return cls("dir", path, mode=mode)
+        if tag == "l":
+            _, path, target = row
+            return cls("symlink", path, target=target)
+        raise ManifestError(f"unknown record type {tag!r}")
+
+
+@dataclass
+class Header:
+    """What lookup, listing and eviction read, without the records."""
+
+    key: str
+    version: str
+    paths: list[str]
+    created: float
+    last_used: float
+    files: int
+    bytes: int
+    records: int = 0
+    records_sha256: str = ""
+    format: str = FORMAT
+
+
+@dataclass
+class Manifest:
+    header: Header
+    records: list[Record] = field(default_factory=list)
+
+    @property
+    def blob_digests(self) -> set[str]:
+        return {r.digest for r in self.records if r.kind == "file"}
+
+
+def _header_line(header: Header) -> bytes:
+    fields = {k: v for k, v in vars(header).items() if k != "last_used"}
+    body = json.dumps(fields, separators=(",", ":"))
+    return LAST_USED_PREFIX + format_time(header.last_used).encode() + b'", ' + body[1:].encode() + b"\n"
+
+
+def dumps(manifest: Manifest) -> bytes:
+    """Serialise, filling in the record count and digest."""
+    body = b"".join(json.dumps(r.to_row(), separators=(",", ":")).encode() + b"\n"
+                    for r in manifest.records)
+    manifest.header.records = len(manifest.records)
+    manifest.header.records_sha256 = hashlib.sha256(body).hexdigest()
+    return _header_line(manifest.header) + body
+
+
+def parse_header(line: bytes) -> Header:
+    try:
+        data = json.loads(line)
+        if data.get("format") != FORMAT:
+            raise ManifestError(f"format {data.get('format')!r}, expected {FORMAT!r}")
+        data["last_used"] = float(data["last_used"])
+        return Header(**data)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ManifestError(f"unreadable header: {exc}") from exc
+
+
+def loads(data: bytes) -> Manifest:
+    """Parse and check a whole manifest; any truncation or alteration raises ManifestError."""
+    head, sep, body = data.partition(b"\n")
+    if not sep:
+        raise ManifestError("no header line (truncated)")
+    header = parse_header(head)
+    if hashlib.sha256(body).hexdigest() != header.records_sha256:
+        raise ManifestError("record digest mismatch (truncated or altered)")
+    try:
+        records = [Record.from_row(json.loads(line)) for line in body.splitlines()]
+    except (ValueError, TypeError) as exc:
+        raise ManifestError(f"unreadable record: {exc}") from exc
+    if len(records) != header.records:
+        raise ManifestError(f"{len(records)} records, header says {header.records}")
+    return Manifest(header, records)

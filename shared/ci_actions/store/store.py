@@ -1,0 +1,389 @@
+"""The local content-addressed store behind cache-local, prepare-workspace and restore-workspace.
+
+Layout under the store root (see docs/store-format.md)::
+
+    blobs/ab/abcd...[x]           file contents by sha256 (+ "x" when executable), read-only
+    entries/<version>/<key>.json  one manifest per (path set, key), published last, by link()
+    tmp/                          staging on the same filesystem; anything here is unpublished
+    gc.lock                       readers/writer lock: saves and restores share it, prune owns it
+    events.jsonl                  one line per lookup, for `stats`
+
+Publishing is link-then-done: blobs first (fsynced with one syncfs), the manifest last, so an entry is
+either whole or absent whatever kills the process. ``link()`` refuses an existing name, which makes the
+first writer of a key the winner without any lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import filelock
+
+from ci_actions.store import manifest as mf
+from ci_actions.store.blobs import BlobMissing, Blobs, Placement, blob_name, reflink_works
+from ci_actions.store.eviction import EntryUse, Eviction, plan_eviction
+from ci_actions.store.keys import Candidate, choose
+from ci_actions.store.manifest import Header, Manifest, ManifestError, Record
+
+WORKERS = max(4, 2 * (os.cpu_count() or 1))
+LOCK_TIMEOUT = 120.0
+# Files that tools rewrite in place: a hardlink would let them write through into the store.
+EDITED_IN_PLACE = ("node_modules/.prisma/*", "*/node_modules/.prisma/*", "*.node")
+
+
+class EntryBroken(Exception):
+    """An entry failed its integrity check and was dropped; the job should treat it as a miss."""
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    saved: bool
+    message: str
+    files: int = 0
+    bytes: int = 0
+    new_bytes: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    key: str
+    files: int
+    bytes: int
+    seconds: float
+
+
+def _entry_name(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:40] + ".json"
+
+
+def _syncfs(path: Path) -> None:
+    """Flush the store's filesystem once, instead of one fsync per blob."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def edited_in_place(path: str) -> bool:
+    return any(fnmatchcase(path, pattern) for pattern in EDITED_IN_PLACE)
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs = Blobs(root)
+        self.entries_dir = root / "entries"
+        self.tmp = root / "tmp"
+
+    # -- layout ---------------------------------------------------------------------------------
+
+    def _init(self) -> None:
+        for directory in (self.blobs.dir, self.entries_dir, self.tmp):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def _gc_lock(self) -> filelock.ReadWriteLock:
+        return filelock.ReadWriteLock(self.root / "gc.lock", timeout=LOCK_TIMEOUT, is_singleton=False)
+
+    def entry_path(self, version: str, key: str) -> Path:
+        return self.entries_dir / version[:16] / _entry_name(key)
+
+    def _manifest_paths(self) -> Iterable[Path]:
+        return self.entries_dir.glob("*/*.json") if self.entries_dir.exists() else ()
+
+    def headers(self, version: str | None = None) -> list[tuple[Path, Header]]:
+        """Every readable entry header (of one version, if given); unreadable ones are skipped."""
+        found = []
+        paths = (self.entries_dir / version[:16]).glob("*.json") if version else self._manifest_paths()
+        for path in paths:
+            try:
+                with path.open("rb") as handle:
+                    header = mf.parse_header(handle.readline())
+            except (OSError, ManifestError):
+                continue
+            if version is None or header.version == version:
+                found.append((path, header))
+        return found
+
+    # -- lookup and restore ----------------------------------------------------------------------
+
+    def lookup(self, keys: Sequence[str], version: str) -> Header | None:
+        """actions/cache order over entries of this version: exact, then newest prefix, per key."""
+        headers = {h.key: h for _, h in self.headers(version)}
+        chosen = choose(keys, (Candidate(h.key, h.created) for h in headers.values()))
+        return headers.get(chosen) if chosen else None
+
+    def load(self, version: str, key: str) -> Manifest:
+        path = self.entry_path(version, key)
+        try:
+            return mf.loads(path.read_bytes())
+        except ManifestError as exc:
+            self._drop(path)
+            raise EntryBroken(f"cache entry {key!r} has a damaged manifest ({exc}); dropped it") from exc
+
+    def restore(self, header: Header, workspace: Path, link_mode: str = "auto") -> RestoreResult:
+        """Verify every blob of the entry, then place the tree under workspace."""
+        started = time.monotonic()
+        with self._gc_lock().read_lock():
+            manifest = self.load(header.version, header.key)
+            self._verify_blobs(manifest)
+            self._stamp_last_used(header.version, header.key)
+            placement = self._placement(link_mode, manifest, workspace)
+            self._place(manifest, workspace, placement)
+        return RestoreResult(header.key, manifest.header.files, manifest.header.bytes,
+                             time.monotonic() - started)
+
+    def _verify_blobs(self, manifest: Manifest) -> None:
+        names = {blob_name(r.digest, r.mode) for r in manifest.records if r.kind == "file"}
+        with ThreadPoolExecutor(WORKERS) as pool:
+            failures = [exc for exc in pool.map(self._check_quietly, names) if exc]
+        if failures:
+            for exc in failures:
+                if not isinstance(exc, BlobMissing):
+                    self.blobs.remove(str(exc))
+            self._drop(self.entry_path(manifest.header.version, manifest.header.key))
+            kinds = "missing" if all(isinstance(e, BlobMissing) for e in failures) else "corrupt"
+            raise EntryBroken(f"cache entry {manifest.header.key!r} has {len(failures)} {kinds} blob(s) "
+                              f"(first: {failures[0]}); dropped it")
+
+    def _check_quietly(self, name: str) -> Exception | None:
+        try:
+            self.blobs.check(name)
+            return None
+        except (BlobMissing, ValueError) as exc:
+            return exc
+
+    def _stamp_last_used(self, version: str, key: str) -> None:
+        """Overwrite the fixed-width last_used field in place: no rewrite, so no race with a save."""
+        stamp = mf.format_time(time.time()).encode()
+        with contextlib.suppress(FileNotFoundError):
+            fd = os.open(self.entry_path(version, key), os.O_WRONLY)
+            try:
+                os.pwrite(fd, stamp, len(mf.LAST_USED_PREFIX))
+            finally:
+                os.close(fd)
+
+    def _placement(self, link_mode: str, manifest: Manifest, workspace: Path) -> Placement:
+        if link_mode in ("copy", "hardlink"):
+            return link_mode  # type: ignore[return-value]
+        sample = next((r for r in manifest.records if r.kind == "file"), None)
+        if sample and reflink_works(self.blobs.path(blob_name(sample.digest, sample.mode)), workspace):
+            return "reflink"
+        return "copy"
+
+    def _place(self, manifest: Manifest, workspace: Path, placement: Placement) -> None:
+        dirs = [r for r in manifest.records if r.kind == "dir"]
+        for record in dirs:
+            (workspace / record.path).mkdir(parents=True, exist_ok=True)
+        files = [r for r in manifest.records if r.kind == "file"]
+        for record in files:  # parents of files outside a recorded dir (single-file paths)
+            (workspace / record.path).parent.mkdir(parents=True, exist_ok=True)
+
+        def place(record: Record) -> None:
+            how = "copy" if placement == "hardlink" and edited_in_place(record.path) else placement
+            self.blobs.place(blob_name(record.digest, record.mode), workspace / record.path,
+                             record.mode, record.mtime_ns, how)
+
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(place, files))
+        for record in manifest.records:
+            if record.kind == "symlink":
+                dest = workspace / record.path
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    dest.unlink()
+                dest.symlink_to(record.target)
+        for record in reversed(dirs):  # deepest first, after their contents are in
+            os.chmod(workspace / record.path, record.mode & 0o7777)
+
+    # -- save -----------------------------------------------------------------------------------
+
+    def exists(self, version: str, key: str) -> bool:
+        return self.entry_path(version, key).exists()
+
+    def save(self, key: str, version: str, paths: Sequence[str], workspace: Path,
+             matched: Sequence[Path], *, update: bool = False) -> SaveResult:
+        """Store the matched paths under key; the first writer of a key wins unless `update`."""
+        started = time.monotonic()
+        final = self.entry_path(version, key)
+        if final.exists() and not update:
+            return SaveResult(False, f"Cache entry {key!r} already exists; keys are immutable, so it was "
+                                     "not saved again (set update: true to replace it).")
+        self._init()
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with self._gc_lock().read_lock():
+            records, new_bytes = self._store_tree(workspace, matched)
+            now = time.time()
+            files = [r for r in records if r.kind == "file"]
+            header = Header(key=key, version=version, paths=list(paths), created=now, last_used=now,
+                            files=len(files), bytes=sum(r.size for r in files))
+            _syncfs(self.root)
+            published = self._publish(Manifest(header, records), final, update)
+        if not published:
+            return SaveResult(False, f"Another job saved cache entry {key!r} first; kept theirs.")
+        return SaveResult(True, f"Cache saved with key: {key}", header.files, header.bytes, new_bytes,
+                          time.monotonic() - started)
+
+    def _store_tree(self, workspace: Path, matched: Sequence[Path]) -> tuple[list[Record], int]:
+        def record_for(path: Path) -> tuple[Record, int]:
+            relative = path.relative_to(workspace).as_posix()
+            st = path.lstat()
+            if path.is_symlink():
+                return Record("symlink", relative, target=os.readlink(path)), 0
+            if path.is_dir():
+                return Record("dir", relative, mode=st.st_mode & 0o7777), 0
+            stored = self.blobs.put(path, st.st_mode)
+            return Record("file", relative, mode=st.st_mode & 0o7777, size=stored.size,
+                          digest=stored.digest, mtime_ns=st.st_mtime_ns), stored.new_bytes
+
+        with ThreadPoolExecutor(WORKERS) as pool:
+            results = list(pool.map(record_for, matched))
+        return [r for r, _ in results], sum(n for _, n in results)
+
+    def _publish(self, manifest: Manifest, final: Path, update: bool) -> bool:
+        tmp = self.tmp / f"manifest-{secrets.token_hex(8)}"
+        with tmp.open("xb") as handle:
+            handle.write(mf.dumps(manifest))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            if update:
+                tmp.replace(final)
+                return True
+            try:
+                os.link(tmp, final)
+                return True
+            except FileExistsError:
+                return False
+        finally:
+            tmp.unlink(missing_ok=True)
+            _fsync_dir(final.parent)
+
+    # -- maintenance ----------------------------------------------------------------------------
+
+    def _drop(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+
+    def record_lookup(self, primary: str, matched: str | None, exact: bool) -> None:
+        """Append one line per lookup (O_APPEND keeps concurrent lines whole) for `stats`."""
+        self._init()
+        outcome = "hit" if exact else ("partial" if matched else "miss")
+        line = json.dumps({"time": time.time(), "key": primary, "matched": matched, "outcome": outcome})
+        fd = os.open(self.root / "events.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+
+    def events(self) -> list[dict]:
+        path = self.root / "events.jsonl"
+        if not path.exists():
+            return []
+        events = []
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+        return events
+
+    def manifests(self) -> tuple[list[tuple[Path, Manifest]], list[tuple[Path, str]]]:
+        """Every manifest that parses, and every one that does not (with the reason)."""
+        good, bad = [], []
+        for path in self._manifest_paths():
+            try:
+                good.append((path, mf.loads(path.read_bytes())))
+            except (OSError, ManifestError) as exc:
+                bad.append((path, str(exc)))
+        return good, bad
+
+    def verify(self) -> VerifyReport:
+        """Re-hash every blob that an entry names and re-check every manifest; change nothing."""
+        good, bad = self.manifests()
+        problems = [f"{path.relative_to(self.root)}: {reason}" for path, reason in bad]
+        owners: dict[str, list[str]] = {}
+        for _, manifest in good:
+            for record in manifest.records:
+                if record.kind == "file":
+                    owners.setdefault(blob_name(record.digest, record.mode), []).append(manifest.header.key)
+        with ThreadPoolExecutor(WORKERS) as pool:
+            results = list(pool.map(self._check_sized, owners))
+        for name, outcome in zip(owners, results, strict=True):
+            if isinstance(outcome, Exception):
+                what = "missing" if isinstance(outcome, BlobMissing) else "corrupt"
+                problems.append(f"blob {name} is {what}; entries: {', '.join(sorted(set(owners[name])))}")
+        size = sum(r for r in results if isinstance(r, int))
+        return VerifyReport(len(good), len(owners), size, problems)
+
+    def _check_sized(self, name: str) -> int | Exception:
+        try:
+            return self.blobs.check(name)
+        except (BlobMissing, ValueError) as exc:
+            return exc
+
+    def prune(self, *, max_bytes: int, max_age: float, dry_run: bool = False) -> PruneReport:
+        """Evict by age and size (see eviction.py), then delete blobs no entry names and stale tmp files.
+
+        Holds the store's write lock, so no save is between writing its blobs and its manifest.
+        """
+        if not self.entries_dir.exists():
+            return PruneReport([], 0, 0)
+        with self._gc_lock().write_lock():
+            good, bad = self.manifests()
+            uses = [EntryUse(str(path), m.header.key, m.header.last_used,
+                             frozenset(blob_name(r.digest, r.mode) for r in m.records if r.kind == "file"))
+                    for path, m in good]
+            sizes = {name: size for _, m in good for r in m.records if r.kind == "file"
+                     for name, size in [(blob_name(r.digest, r.mode), r.size)]}
+            plan = plan_eviction(uses, sizes, max_bytes=max_bytes, max_age=max_age, now=time.time())
+            plan += [Eviction(str(path), "?", f"unreadable manifest: {reason}") for path, reason in bad]
+            if dry_run:
+                return PruneReport(plan, 0, 0)
+            for eviction in plan:
+                self._drop(Path(eviction.entry))
+            evicted = {e.entry for e in plan}
+            keep = set().union(*(u.blobs for u in uses if u.entry not in evicted))
+            removed = freed = 0
+            for blob in self.blobs.dir.glob("*/*"):
+                if blob.name not in keep:
+                    freed += self.blobs.remove(blob.name)
+                    removed += 1
+            for leftover in self.tmp.glob("*"):
+                leftover.unlink(missing_ok=True)
+        return PruneReport(plan, removed, freed)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    entries: int
+    blobs: int
+    bytes: int
+    problems: list[str]
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    evicted: list[Eviction]
+    blobs_removed: int
+    bytes_freed: int
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+

@@ -1,0 +1,181 @@
+"""The store on a real filesystem: save, restore, dedup, integrity, eviction."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ci_actions.store import manifest as mf
+from ci_actions.store.keys import cache_version
+from ci_actions.store.store import EntryBroken, Store
+
+VERSION = cache_version(["node_modules"])
+
+
+def make_tree(root: Path) -> None:
+    (root / "node_modules" / "pkg" / "lib").mkdir(parents=True)
+    (root / "node_modules" / "pkg" / "index.js").write_text("module.exports = 1\n")
+    (root / "node_modules" / "pkg" / "lib" / "big.bin").write_bytes(os.urandom(9 * 1024 * 1024))
+    tool = root / "node_modules" / "pkg" / "cli.sh"
+    tool.write_text("#!/bin/sh\necho hi\n")
+    tool.chmod(0o755)
+    (root / "node_modules" / ".bin").mkdir()
+    (root / "node_modules" / ".bin" / "cli").symlink_to("../pkg/cli.sh")
+    (root / "node_modules" / "empty").mkdir()
+    (root / "node_modules" / ".prisma" / "client").mkdir(parents=True)
+    (root / "node_modules" / ".prisma" / "client" / "index.js").write_text("generated\n")
+    (root / "node_modules" / "pkg" / "engine.node").write_bytes(b"\x7fELF native")
+
+
+def walk(root: Path, top: str = "node_modules") -> list[Path]:
+    found = [root / top]
+    for dirpath, dirnames, filenames in os.walk(root / top):
+        dirnames.sort()
+        found += [Path(dirpath, n) for n in sorted(dirnames + filenames)]
+    return found
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Everything a restore must reproduce: type, mode, content or link target."""
+    out = {}
+    for path in walk(root):
+        rel = path.relative_to(root).as_posix()
+        st = path.lstat()
+        if path.is_symlink():
+            out[rel] = ("link", os.readlink(path))
+        elif path.is_dir():
+            out[rel] = ("dir", st.st_mode & 0o777)
+        else:
+            out[rel] = ("file", st.st_mode & 0o777, path.read_bytes(), st.st_mtime_ns)
+    return out
+
+
+@pytest.fixture
+def saved(tmp_path):
+    source = tmp_path / "source"
+    make_tree(source)
+    store = Store(tmp_path / "store")
+    result = store.save("deps-1", VERSION, ["node_modules"], source, walk(source))
+    assert result.saved, result.message
+    return store, source, result
+
+
+@pytest.mark.parametrize("link_mode", ["auto", "copy", "hardlink"])
+def test_restore_is_identical(saved, tmp_path, link_mode):
+    store, source, result = saved
+    target = tmp_path / f"target-{link_mode}"
+    target.mkdir()
+    header = store.lookup(["deps-1"], VERSION)
+    restored = store.restore(header, target, link_mode)
+    want, got = snapshot(source), snapshot(target)
+    if link_mode == "hardlink":  # a link shares the blob's inode: read-only mode, the blob's mtime
+        want = {k: (v[0], v[1] & 0o111, v[2]) if v[0] == "file" else v for k, v in want.items()}
+        got = {k: (v[0], v[1] & 0o111, v[2]) if v[0] == "file" else v for k, v in got.items()}
+    assert got == want
+    assert (restored.files, restored.bytes) == (result.files, result.bytes)
+
+
+def test_hardlink_mode_copies_files_edited_in_place(saved, tmp_path):
+    store, _, _ = saved
+    store.restore(store.lookup(["deps-1"], VERSION), tmp_path, "hardlink")
+    linked = tmp_path / "node_modules" / "pkg" / "index.js"
+    assert linked.stat().st_mode & 0o222 == 0  # read-only: an in-place edit fails instead of corrupting
+    assert (tmp_path / "node_modules" / ".prisma" / "client" / "index.js").stat().st_nlink == 1
+    assert (tmp_path / "node_modules" / "pkg" / "engine.node").stat().st_nlink == 1
+    assert linked.stat().st_nlink == 2
+
+
+def test_existing_key_is_not_saved_again(saved):
+    store, source, _ = saved
+    again = store.save("deps-1", VERSION, ["node_modules"], source, walk(source))
+    assert not again.saved
+    assert "already exists" in again.message and "update: true" in again.message
+
+
+def test_update_replaces_the_entry(saved):
+    store, source, _ = saved
+    (source / "node_modules" / "pkg" / "index.js").write_text("module.exports = 2\n")
+    again = store.save("deps-1", VERSION, ["node_modules"], source, walk(source), update=True)
+    assert again.saved
+    manifest = store.load(VERSION, "deps-1")
+    assert any(r.path.endswith("index.js") and r.size == 19 for r in manifest.records)
+
+
+def test_one_changed_file_stores_only_its_bytes(saved):
+    store, source, first = saved
+    (source / "node_modules" / "pkg" / "index.js").write_text("module.exports = 'changed'\n")
+    second = store.save("deps-2", VERSION, ["node_modules"], source, walk(source))
+    assert second.saved and second.new_bytes == len("module.exports = 'changed'\n")
+    assert first.new_bytes == first.bytes
+
+
+def test_flipped_byte_in_a_blob_drops_the_entry_and_restores_nothing(saved, tmp_path):
+    store, _, _ = saved
+    manifest = store.load(VERSION, "deps-1")
+    big = next(r for r in manifest.records if r.path.endswith("big.bin"))
+    blob = store.blobs.path(big.digest)
+    blob.chmod(0o644)
+    data = bytearray(blob.read_bytes())
+    data[12345] ^= 0x01
+    blob.write_bytes(bytes(data))
+    target = tmp_path / "target"
+    target.mkdir()
+    with pytest.raises(EntryBroken, match="1 corrupt blob"):
+        store.restore(store.lookup(["deps-1"], VERSION), target)
+    assert list(target.iterdir()) == []
+    assert store.lookup(["deps-1"], VERSION) is None
+    assert not blob.exists()
+
+
+def test_truncated_manifest_is_detected_and_dropped(saved, tmp_path):
+    store, _, _ = saved
+    path = store.entry_path(VERSION, "deps-1")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(EntryBroken, match="damaged manifest"):
+        store.restore(store.lookup(["deps-1"], VERSION), tmp_path)
+    assert not path.exists()
+
+
+def test_restore_stamps_last_used(saved, tmp_path):
+    store, _, _ = saved
+    before = store.lookup(["deps-1"], VERSION).last_used
+    time.sleep(0.01)
+    store.restore(store.lookup(["deps-1"], VERSION), tmp_path)
+    after = store.lookup(["deps-1"], VERSION)
+    assert after.last_used > before
+    assert mf.loads(store.entry_path(VERSION, "deps-1").read_bytes()).header.last_used == after.last_used
+
+
+def test_verify_finds_a_corrupt_blob(saved):
+    store, _, _ = saved
+    clean = store.verify()
+    assert clean.problems == [] and clean.entries == 1 and clean.blobs == 5
+    manifest = store.load(VERSION, "deps-1")
+    small = next(r for r in manifest.records if r.path.endswith("index.js") and "pkg" in r.path)
+    blob = store.blobs.path(small.digest)
+    blob.chmod(0o644)
+    blob.write_text("module.exports = 666\n")
+    report = store.verify()
+    assert len(report.problems) == 1
+    assert f"blob {small.digest} is corrupt; entries: deps-1" in report.problems[0]
+
+
+def test_prune_by_age_then_size_keeps_shared_blobs(saved):
+    store, source, _ = saved
+    (source / "node_modules" / "pkg" / "index.js").write_text("v2\n")
+    store.save("deps-2", VERSION, ["node_modules"], source, walk(source))
+    old = store.entry_path(VERSION, "deps-1")
+    fd = os.open(old, os.O_WRONLY)
+    os.pwrite(fd, mf.format_time(time.time() - 30 * 86400).encode(), len(mf.LAST_USED_PREFIX))
+    os.close(fd)
+    preview = store.prune(max_bytes=10**12, max_age=7 * 86400, dry_run=True)
+    assert [e.key for e in preview.evicted] == ["deps-1"] and old.exists()
+    report = store.prune(max_bytes=10**12, max_age=7 * 86400)
+    assert [e.key for e in report.evicted] == ["deps-1"]
+    assert report.blobs_removed == 1 and report.bytes_freed == len("module.exports = 1\n")
+    assert store.verify().problems == []
+    report = store.prune(max_bytes=1024, max_age=7 * 86400)
+    assert [e.key for e in report.evicted] == ["deps-2"]
+    assert list(store.blobs.dir.glob("*/*")) == []

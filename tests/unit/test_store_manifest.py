@@ -1,0 +1,55 @@
+"""Manifests round-trip, stamp last_used in place, and reject truncation or alteration."""
+
+import pytest
+
+from ci_actions.store import manifest as mf
+from ci_actions.store.manifest import Header, Manifest, ManifestError, Record
+
+
+def sample() -> Manifest:
+    header = Header(key="deps-1", version="v" * 64, paths=["node_modules"], created=1764350000.5,
+                    last_used=1764350000.5, files=1, bytes=3)
+    records = [Record("dir", "node_modules", mode=0o755),
+               Record("file", "node_modules/a.js", mode=0o644, size=3, digest="d" * 64, mtime_ns=5),
+               Record("symlink", "node_modules/.bin/a", target="../a.js")]
+    return Manifest(header, records)
+
+
+def test_round_trip():
+    original = sample()
+    parsed = mf.loads(mf.dumps(original))
+    assert parsed.records == original.records
+    assert parsed.header == original.header
+
+
+def test_last_used_is_a_fixed_width_field_at_a_fixed_offset():
+    data = bytearray(mf.dumps(sample()))
+    offset = len(mf.LAST_USED_PREFIX)
+    data[offset:offset + mf.LAST_USED_WIDTH] = mf.format_time(1999999999.25).encode()
+    assert mf.loads(bytes(data)).header.last_used == 1999999999.25
+
+
+@pytest.mark.parametrize("cut", [10, -1, -30])
+def test_truncated_manifest_is_detected(cut):
+    data = mf.dumps(sample())
+    with pytest.raises(ManifestError):
+        mf.loads(data[:cut])
+
+
+def test_truncated_at_a_line_boundary_is_detected():
+    data = mf.dumps(sample())
+    without_last_record = data[: data.rstrip(b"\n").rfind(b"\n") + 1]
+    with pytest.raises(ManifestError, match="record digest mismatch"):
+        mf.loads(without_last_record)
+
+
+def test_altered_record_is_detected():
+    data = mf.dumps(sample()).replace(b'"node_modules/a.js",420', b'"node_modules/a.js",493')
+    with pytest.raises(ManifestError, match="record digest mismatch"):
+        mf.loads(data)
+
+
+def test_other_format_is_refused():
+    data = mf.dumps(sample()).replace(b"ci-actions-store-1", b"ci-actions-store-0")
+    with pytest.raises(ManifestError, match="format"):
+        mf.loads(data)
