@@ -12,6 +12,8 @@ EXPRESSION = re.compile(r"\$\{\{")
 INPUT_REF = re.compile(r"^\$\{\{\s*inputs\.([\w-]+)\s*\}\}$")
 STEP_OUTPUT_REF = re.compile(r"^\$\{\{\s*steps\.([\w-]+)\.outputs\.([\w-]+)\s*\}\}$")
 SET_OUTPUT_CALL = re.compile(r"""set_output\(\s*["']([\w-]+)["']""")
+LAUNCH_RUN = re.compile(r'shared/launch" "\$GITHUB_ACTION_PATH(?P<up>(?:/\.\.)*)"(?: (?P<module>[\w.]+))?')
+LAUNCH_JS = re.compile(r"""require\("\./launch\.js"\)\("(?P<module>[\w.]+)"\)""")
 
 
 def action_files() -> list[Path]:
@@ -28,6 +30,29 @@ def env_name(input_name: str) -> str:
     return "INPUT_" + input_name.upper().replace("-", "_")
 
 
+def is_composite(doc: dict) -> bool:
+    return (doc.get("runs") or {}).get("using") == "composite"
+
+
+def package_of(path: Path) -> Path:
+    """The Python package an action runs, found from its launcher call (run: line or node shim)."""
+    doc = load(path)
+    if is_composite(doc):
+        for step in _steps(doc):
+            match = LAUNCH_RUN.search(str(step.get("run", "")))
+            if match:
+                base = path.parent
+                for _ in range(match["up"].count("..")):
+                    base = base.parent
+                module = match["module"] or base.name.replace("-", "_")
+                return base / module.split(".")[0]
+        raise AssertionError(f"{path}: no step runs shared/launch")
+    main = path.parent / doc["runs"]["main"]
+    match = LAUNCH_JS.search(main.read_text())
+    assert match, f"{main}: does not call launch.js"
+    return path.parent / match["module"].split(".")[0]
+
+
 def _steps(doc: dict) -> list[dict]:
     return (doc.get("runs") or {}).get("steps") or []
 
@@ -39,7 +64,12 @@ def injection_problems(doc: dict) -> list[str]:
 
 
 def input_mapping_problems(doc: dict) -> list[str]:
-    """Every declared input reaches Python as INPUT_<NAME> through env:, and nothing else does."""
+    """Every declared input reaches Python as INPUT_<NAME> through env:, and nothing else does.
+
+    (A node action's inputs reach the process from the runner itself.)
+    """
+    if not is_composite(doc):
+        return []
     declared = set(doc.get("inputs") or {})
     mapped: dict[str, str] = {}
     for step in _steps(doc):
@@ -59,15 +89,21 @@ def outputs_set_by_code(package: Path) -> set[str]:
 
 
 def output_problems(doc: dict, set_by_code: set[str]) -> list[str]:
-    """Every output the code sets is declared, and every declared output comes from a step."""
+    """Every output the code sets is declared, and every declared output is set and wired to a step.
+
+    `set_by_code` is what the action's package sets; when several actions share a package, pass it the
+    package's outputs minus those declared by its sibling actions.
+    """
     declared = doc.get("outputs") or {}
     problems = [f"the code sets output {name!r}, which action.yml does not declare"
                 for name in sorted(set_by_code - set(declared))]
     step_ids = {step.get("id") for step in _steps(doc)}
     for name, spec in declared.items():
-        match = STEP_OUTPUT_REF.match(str((spec or {}).get("value", "")).strip())
-        if not match or match.group(1) not in step_ids:
-            problems.append(f"output {name!r} must be `${{{{ steps.<id>.outputs.{name} }}}}` of a step")
-        elif match.group(2) not in set_by_code:
+        if name not in set_by_code:
             problems.append(f"output {name!r} is declared but the code never sets it")
+        if not is_composite(doc):
+            continue
+        match = STEP_OUTPUT_REF.match(str((spec or {}).get("value", "")).strip())
+        if not match or match.group(1) not in step_ids or match.group(2) != name:
+            problems.append(f"output {name!r} must be `${{{{ steps.<id>.outputs.{name} }}}}` of a step")
     return problems

@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+
 from ci_actions import hash_files_cli
 from ci_actions.hash_files import HashFilesError, hash_files
 

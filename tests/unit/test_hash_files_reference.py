@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
 from ci_actions.hash_files import HashFilesError, hash_files
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "hashfiles-reference"

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+
 from ci_actions import runner
 
 

@@ -37,7 +37,8 @@ from ci_actions.store.keys import Candidate, choose
 from ci_actions.store.manifest import Header, Manifest, ManifestError, Record
 
 WORKERS = max(4, 2 * (os.cpu_count() or 1))
-LOCK_TIMEOUT = 120.0
+LOCK_TIMEOUT = 120.0  # saves and restores wait this long for a prune to finish
+PRUNE_WAIT = 10.0  # a prune gives way sooner: the next save will try again
 # Files that tools rewrite in place: a hardlink would let them write through into the store.
 EDITED_IN_PLACE = ("node_modules/.prisma/*", "*/node_modules/.prisma/*", "*.node")
 
@@ -95,8 +96,8 @@ class Store:
         for directory in (self.blobs.dir, self.entries_dir, self.tmp):
             directory.mkdir(parents=True, exist_ok=True)
 
-    def _gc_lock(self) -> filelock.ReadWriteLock:
-        return filelock.ReadWriteLock(self.root / "gc.lock", timeout=LOCK_TIMEOUT, is_singleton=False)
+    def _gc_lock(self, timeout: float = LOCK_TIMEOUT) -> filelock.ReadWriteLock:
+        return filelock.ReadWriteLock(self.root / "gc.lock", timeout=timeout, is_singleton=False)
 
     def entry_path(self, version: str, key: str) -> Path:
         return self.entries_dir / version[:16] / _entry_name(key)
@@ -339,7 +340,7 @@ class Store:
         """
         if not self.entries_dir.exists():
             return PruneReport([], 0, 0)
-        with self._gc_lock().write_lock():
+        with self._gc_lock(PRUNE_WAIT).write_lock():
             good, bad = self.manifests()
             uses = [EntryUse(str(path), m.header.key, m.header.last_used,
                              frozenset(blob_name(r.digest, r.mode) for r in m.records if r.kind == "file"))

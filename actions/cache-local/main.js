@@ -1,0 +1,1 @@
+require("./launch.js")("cache_local.main");

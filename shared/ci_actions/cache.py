@@ -1,0 +1,132 @@
+"""actions/cache semantics over the local store: what cache-local and prepare-workspace both call.
+
+The failure policy is actions/cache's: a cache problem (miss, damaged entry, unreadable cache dir, full
+disk, lock timeout) becomes a warning in the outcome and the job goes on. Only bad input (an invalid key,
+a path outside the workspace) raises.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import filelock
+
+from ci_actions.paths import match_paths
+from ci_actions.store.keys import cache_version, is_exact_match, validate_key, validate_keys
+from ci_actions.store.store import EntryBroken, PruneReport, Store
+
+
+def default_cache_dir() -> Path:
+    """Persistent and per user; never under RUNNER_TEMP, which the runner wipes every job."""
+    return Path.home() / ".cache" / "ci-actions" / "store"
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    key: str
+    paths: Sequence[str]
+    workspace: Path
+    cache_dir: Path
+    restore_keys: Sequence[str] = ()
+
+    @property
+    def version(self) -> str:
+        return cache_version(self.paths)
+
+
+@dataclass
+class RestoreOutcome:
+    primary_key: str
+    matched_key: str | None = None
+    files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def hit(self) -> bool:
+        """`cache-hit`: true only when the primary key itself matched."""
+        return is_exact_match(self.primary_key, self.matched_key)
+
+
+@dataclass
+class SaveOutcome:
+    saved: bool
+    message: str
+    files: int = 0
+    bytes: int = 0
+    new_bytes: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+def _cache_trouble(exc: Exception) -> str:
+    if isinstance(exc, filelock.Timeout):
+        return f"the cache is busy (lock {exc.lock_file} held too long); going on without it"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return f"the cache's disk is full ({exc.filename or 'store'}); free space or lower max-size"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def restore(spec: CacheSpec, *, link_mode: str = "auto", lookup_only: bool = False) -> RestoreOutcome:
+    """Find the best entry (exact, prefix, then restore-keys) and place it in the workspace.
+
+    A damaged entry is dropped with a warning and the next best one is tried, so a flipped byte costs
+    a reinstall, never a broken tree.
+    """
+    keys = validate_keys(spec.key, spec.restore_keys)
+    started = time.monotonic()
+    outcome = RestoreOutcome(spec.key)
+    store = Store(spec.cache_dir)
+    try:
+        while header := store.lookup(keys, spec.version):
+            if lookup_only:
+                outcome.matched_key = header.key
+                break
+            try:
+                result = store.restore(header, spec.workspace, link_mode)
+            except EntryBroken as exc:
+                outcome.warnings.append(str(exc))
+                continue
+            outcome.matched_key, outcome.files, outcome.bytes = header.key, result.files, result.bytes
+            break
+        store.record_lookup(spec.key, outcome.matched_key, outcome.hit)
+    except (OSError, filelock.Timeout) as exc:
+        outcome.warnings.append(f"Failed to restore: {_cache_trouble(exc)}")
+        outcome.matched_key, outcome.files, outcome.bytes = None, 0, 0
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def save(spec: CacheSpec, *, update: bool = False) -> SaveOutcome:
+    """Save the matched paths under the key, unless the key exists (keys are immutable) or `update`."""
+    validate_key(spec.key)
+    matched = match_paths(spec.paths, spec.workspace)
+    if not matched:
+        return SaveOutcome(False, "Path Validation Error: none of the paths exist, so no cache was saved: "
+                                  + ", ".join(spec.paths))
+    try:
+        result = Store(spec.cache_dir).save(spec.key, spec.version, spec.paths, spec.workspace, matched,
+                                            update=update)
+    except (OSError, filelock.Timeout) as exc:
+        return SaveOutcome(False, "Cache not saved.", warnings=[f"Failed to save: {_cache_trouble(exc)}"])
+    return SaveOutcome(result.saved, result.message, result.files, result.bytes, result.new_bytes,
+                       result.seconds)
+
+
+def enforce_budget(cache_dir: Path, *, max_bytes: int,
+                   max_age: float) -> tuple[PruneReport | None, list[str]]:
+    """Prune when the headers say the store may be over budget; cheap when it is not."""
+    store = Store(cache_dir)
+    headers = [header for _, header in store.headers()]
+    now = time.time()
+    if sum(h.bytes for h in headers) <= max_bytes and all(now - h.last_used <= max_age for h in headers):
+        return None, []
+    try:
+        return store.prune(max_bytes=max_bytes, max_age=max_age), []
+    except (OSError, filelock.Timeout) as exc:
+        return None, [f"Did not prune the cache: {_cache_trouble(exc)}"]
