@@ -14,9 +14,11 @@ import fcntl
 import hashlib
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 CHUNK = 1024 * 1024
 SMALL_FILE = 8 * CHUNK  # read whole: one read, hashed and written from memory, no race with writers
@@ -53,7 +55,7 @@ class Blobs:
 
     def _publish(self, tmp: Path, name: str, mode: int) -> int:
         """Link tmp into place; returns the bytes added (0 if another writer got there first)."""
-        os.chmod(tmp, 0o555 if mode & 0o111 else 0o444)
+        tmp.chmod(0o555 if mode & 0o111 else 0o444)
         final = self.path(name)
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -61,47 +63,47 @@ class Blobs:
             return tmp.stat().st_size
         except FileExistsError:
             return 0
-        finally:
-            tmp.unlink()
 
-    def _tmp_path(self) -> Path:
-        return self.tmp / f"blob-{secrets.token_hex(8)}"
+    @contextmanager
+    def _staging(self) -> Iterator[Path]:
+        """A temp file in the store's tmp dir, removed whatever happens (a publish links it first)."""
+        tmp = self.tmp / f"blob-{secrets.token_hex(8)}"
+        try:
+            yield tmp
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def put(self, source: Path, mode: int) -> Stored:
         """Store a file's content; a blob that exists is only touched (so GC sees it is in use)."""
         with source.open("rb") as handle:
             data = handle.read(SMALL_FILE + 1)
-            if len(data) <= SMALL_FILE:
-                digest = hashlib.sha256(data).hexdigest()
-                name = blob_name(digest, mode)
-                if self._touch(name):
-                    return Stored(digest, len(data), 0)
-                tmp = self._tmp_path()
-                with tmp.open("xb") as out:
-                    out.write(data)
-                return Stored(digest, len(data), self._publish(tmp, name, mode))
-            return self._put_large(handle, data, mode)
+            if len(data) > SMALL_FILE:
+                return self._put_large(handle, data, mode)
+        digest = hashlib.sha256(data).hexdigest()
+        name = blob_name(digest, mode)
+        if self._touch(name):
+            return Stored(digest, len(data), 0)
+        with self._staging() as tmp:
+            with tmp.open("xb") as out:
+                out.write(data)
+            return Stored(digest, len(data), self._publish(tmp, name, mode))
 
-    def _put_large(self, handle, head: bytes, mode: int) -> Stored:
+    def _put_large(self, handle: BinaryIO, head: bytes, mode: int) -> Stored:
+        """Stream a big file: hash while copying to staging, so it is read once."""
         hasher = hashlib.sha256(head)
-        tmp = self._tmp_path()
         size = len(head)
-        try:
+        with self._staging() as tmp:
             with tmp.open("xb") as out:
                 out.write(head)
                 while chunk := handle.read(CHUNK):
                     hasher.update(chunk)
                     out.write(chunk)
                     size += len(chunk)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        digest = hasher.hexdigest()
-        name = blob_name(digest, mode)
-        if self._touch(name):
-            tmp.unlink()
-            return Stored(digest, size, 0)
-        return Stored(digest, size, self._publish(tmp, name, mode))
+            digest = hasher.hexdigest()
+            name = blob_name(digest, mode)
+            if self._touch(name):
+                return Stored(digest, size, 0)
+            return Stored(digest, size, self._publish(tmp, name, mode))
 
     def _touch(self, name: str) -> bool:
         try:

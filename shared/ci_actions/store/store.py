@@ -122,7 +122,12 @@ class Store:
     # -- lookup and restore ----------------------------------------------------------------------
 
     def lookup(self, keys: Sequence[str], version: str) -> Header | None:
-        """actions/cache order over entries of this version: exact, then newest prefix, per key."""
+        """actions/cache order over entries of this version: exact, then newest prefix, per key.
+
+        A store that does not exist yet is empty; one that exists but cannot be read raises OSError.
+        """
+        with contextlib.suppress(FileNotFoundError):
+            os.listdir(self.root)
         headers = {h.key: h for _, h in self.headers(version)}
         chosen = choose(keys, (Candidate(h.key, h.created) for h in headers.values()))
         return headers.get(chosen) if chosen else None
