@@ -42,6 +42,7 @@ class WorkflowRun:
     returncode: int
     jobs: dict[str, JobRun]
     stderr: str
+    undeclared_outputs: list[str] = field(default_factory=list)
 
     def job(self, job_id: str) -> JobRun:
         assert job_id in self.jobs, f"job {job_id!r} did not run; jobs: {sorted(self.jobs)}\n{self.stderr}"
@@ -89,6 +90,23 @@ def _job_outputs(workflow: Path, jobs: dict[str, JobRun]) -> None:
                                  f"reference; the harness cannot resolve {expression!r}")
             step_id, output = match.groups()
             jobs[job_id].outputs[name] = jobs[job_id].step_outputs.get(step_id, {}).get(output, "")
+
+
+def undeclared_outputs(workflow: Path, jobs: dict[str, JobRun]) -> list[str]:
+    """Outputs our actions set at run time that their action.yml does not declare."""
+    spec = yaml.safe_load(workflow.read_text())
+    problems = []
+    for job_id, job in (spec.get("jobs") or {}).items():
+        for index, step in enumerate(job.get("steps") or []):
+            uses = str(step.get("uses", ""))
+            if not uses.startswith("org/ci-actions/"):
+                continue
+            action = REPO_ROOT / uses.removeprefix("org/ci-actions/").split("@")[0] / "action.yml"
+            declared = set(yaml.safe_load(action.read_text()).get("outputs") or {})
+            step_id = step.get("id") or str(index)  # act names a step without an id by its index
+            for name in sorted(set(jobs.get(job_id, JobRun()).step_outputs.get(step_id, {})) - declared):
+                problems.append(f"{job_id}/{step_id}: {uses} set undeclared output {name!r}")
+    return problems
 
 
 def parse_events(lines: list[str]) -> dict[str, JobRun]:
@@ -140,4 +158,4 @@ def run_workflow(
                           env={**os.environ, "NO_COLOR": "1"}, check=False)
     jobs = parse_events(proc.stdout.splitlines())
     _job_outputs(workflow, jobs)
-    return WorkflowRun(returncode=proc.returncode, jobs=jobs, stderr=proc.stderr)
+    return WorkflowRun(proc.returncode, jobs, proc.stderr, undeclared_outputs(workflow, jobs))

@@ -60,3 +60,8 @@ def test_outputs_are_machine_readable(cache_run):
     outputs = run.job("split").step_outputs
     assert outputs["save"]["saved"] == "true" and int(outputs["save"]["saved-files"]) == 1
     assert json.loads(outputs["restore"]["restored-bytes"]) == len("split\n")
+
+
+def test_no_step_sets_an_undeclared_output(cache_run):
+    run, _ = cache_run
+    assert run.undeclared_outputs == []

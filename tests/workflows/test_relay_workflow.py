@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workflows.act_runner import make_consumer_repo, run_workflow
+from tests.workflows.act_runner import JobRun, make_consumer_repo, run_workflow, undeclared_outputs
 
 pytestmark = pytest.mark.workflow
 WORKFLOW = Path(__file__).with_name("relay.yml")
@@ -36,3 +36,13 @@ def test_missing_required_input_is_one_error_line(relay_run):
     assert job.result == "failure"
     assert job.text.count("Input required and not supplied: message") == 1
     assert relay_run.returncode != 0
+
+
+def test_no_step_sets_an_undeclared_output(relay_run):
+    assert relay_run.undeclared_outputs == []
+
+
+def test_undeclared_output_check_catches_an_extra_output():
+    jobs = {"first": JobRun(step_outputs={"relay": {"message": "x", "secret-extra": "y"}})}
+    assert undeclared_outputs(WORKFLOW, jobs) == [
+        "first/relay: org/ci-actions/tests/workflows/actions/relay@v1 set undeclared output 'secret-extra'"]

@@ -2,4 +2,4 @@
 
 from cache_local import steps
 
-steps.guarded(steps.save)
+steps.guarded(lambda: steps.set_save_outputs(steps.save()))

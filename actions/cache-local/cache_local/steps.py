@@ -62,7 +62,7 @@ def restore(*, for_post: bool) -> None:
     runner.append_summary(f"- cache-local restore: {summary}\n")
 
 
-def save(*, key: str | None = None) -> None:
+def save(*, key: str | None = None) -> cache.SaveOutcome:
     """Save the paths under `key` (the main step's primary key, in post) and prune if over budget."""
     spec = inputs.spec(with_restore_keys=False)
     if key:
@@ -72,11 +72,6 @@ def save(*, key: str | None = None) -> None:
     for warning in outcome.warnings:
         runner.warning(warning)
     runner.info(outcome.message)
-    runner.set_output("saved", "true" if outcome.saved else "false")
-    runner.set_output("saved-files", outcome.files)
-    runner.set_output("saved-bytes", outcome.bytes)
-    runner.set_output("new-bytes", outcome.new_bytes)
-    runner.set_output("save-seconds", f"{outcome.seconds:.3f}")
     if outcome.saved:
         runner.append_summary(f"- cache-local save `{spec.key}`: {outcome.files} files, "
                               f"{_megabytes(outcome.bytes)} ({_megabytes(outcome.new_bytes)} new), "
@@ -87,6 +82,16 @@ def save(*, key: str | None = None) -> None:
         runner.warning(warning)
     if report and report.evicted:
         runner.info(f"Pruned {len(report.evicted)} cache entries, freed {_megabytes(report.bytes_freed)}")
+    return outcome
+
+
+def set_save_outputs(outcome: cache.SaveOutcome) -> None:
+    """The save action's outputs (a post step has no one to read them, so it sets none)."""
+    runner.set_output("saved", "true" if outcome.saved else "false")
+    runner.set_output("saved-files", outcome.files)
+    runner.set_output("saved-bytes", outcome.bytes)
+    runner.set_output("new-bytes", outcome.new_bytes)
+    runner.set_output("save-seconds", f"{outcome.seconds:.3f}")
 
 
 def post() -> None:
