@@ -15,10 +15,18 @@ ENTRY_POINT_GROUP = "ci_actions.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """One subcommand per entry point; a dotted name (`workspace.prepare`) nests under its group, so
+    two actions can share a command group without importing each other."""
     parser = argparse.ArgumentParser(prog="ci-actions", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
     for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        entry.load()(subparsers)
+        group, _, _ = entry.name.rpartition(".")
+        if group and group not in groups:
+            group_parser = subparsers.add_parser(group, help=f"{group} commands")
+            groups[group] = group_parser.add_subparsers(dest=f"{group}_command", required=True,
+                                                        metavar="COMMAND")
+        entry.load()(groups[group] if group else subparsers)
     return parser
 
 
