@@ -38,6 +38,11 @@ CHUNK = 1024 * 1024
 COMPRESSION_LEVEL = 3
 
 
+def default_root() -> Path:
+    """Persistent and per user; never under RUNNER_TEMP, which the runner wipes every job."""
+    return Path.home() / ".cache" / "ci-actions" / "workspaces"
+
+
 class ArtifactError(Exception):
     """The artifact is missing, damaged or hostile; the message names the run and what failed."""
 

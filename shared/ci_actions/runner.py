@@ -13,6 +13,7 @@ import secrets
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -169,6 +170,23 @@ def append_summary(markdown: str) -> None:
         data = data[: room - len(note)].decode("utf-8", "ignore").encode() + note
     with summary.open("ab") as handle:
         handle.write(data)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Which run this is: what keys per-run state (artifacts) so runs and re-runs never collide."""
+
+    repository: str
+    run_id: str
+    attempt: int
+    sha: str
+
+
+def run_context() -> RunContext:
+    """From the runner's variables; outside a runner, a `local` run."""
+    env = os.environ
+    return RunContext(env.get("GITHUB_REPOSITORY") or "local", env.get("GITHUB_RUN_ID") or "local",
+                      int(env.get("GITHUB_RUN_ATTEMPT") or 1), env.get("GITHUB_SHA") or "")
 
 
 def workspace() -> Path:

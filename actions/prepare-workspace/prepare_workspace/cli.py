@@ -1,0 +1,60 @@
+"""`ci-actions workspace prepare`: the action from any shell; flags mirror the inputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from ci_actions import artifact, cache
+from ci_actions.artifact import ArtifactError
+from ci_actions.units import parse_duration
+from ci_actions.workspace import WorkspaceError
+from prepare_workspace.prepare import PrepareRequest, prepare
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("prepare", help="install, generate and pack a workspace once per run")
+    parser.add_argument("--workspace", type=Path, required=True)
+    parser.add_argument("--package-dir", action="append", required=True, dest="package_dirs")
+    parser.add_argument("--install-command", default="npm ci")
+    parser.add_argument("--prod-layer", action="store_true")
+    parser.add_argument("--prisma-schema", action="append", default=[], dest="prisma_schemas")
+    parser.add_argument("--prisma-generate-command", default="")
+    parser.add_argument("--workspace-root", type=Path, default=artifact.default_root())
+    parser.add_argument("--cache-dir", type=Path, default=cache.default_cache_dir())
+    parser.add_argument("--exclude", action="append", default=None)
+    parser.add_argument("--retention", default="1d")
+    parser.add_argument("--link-mode", choices=("auto", "copy", "hardlink"), default="auto")
+    parser.add_argument("--repository", default="local")
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--attempt", type=int, default=1)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    request = PrepareRequest(
+        workspace=args.workspace.resolve(), package_dirs=args.package_dirs,
+        install_command=shlex.split(args.install_command), prod_layer=args.prod_layer,
+        prisma_schemas=args.prisma_schemas,
+        generate_command=shlex.split(args.prisma_generate_command) or None,
+        cache_dir=args.cache_dir.resolve(), workspace_root=args.workspace_root.resolve(),
+        exclude=args.exclude or ["node_modules"],
+        retention=parse_duration(args.retention, name="--retention"), link_mode=args.link_mode,
+        run=artifact.RunId(args.repository, args.run_id, args.attempt))
+    try:
+        report = prepare(request)
+    except (WorkspaceError, ArtifactError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for result in report.entries:
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    print(json.dumps({
+        "cache-hit": report.all_hit, "dependency-hits": report.directory_hits(),
+        "entries": {r.entry.key: r.hit for r in report.entries},
+        "artifact": str(report.packed.archive), "artifact-digest": report.packed.manifest.archive_sha256,
+        "phases": {k: round(v, 3) for k, v in report.phases.items()}}))
+    return 0

@@ -1,0 +1,80 @@
+"""Pure planning: what each store entry is called and holds, from facts gathered beforehand.
+
+A key names everything that changes the installed bytes, so a hit is always safe to use: the lock
+file, Node and npm versions, OS and architecture, the install command and the layer. Prisma's client
+is keyed by the schema's digest, the Prisma version and the output path, so a client generated from
+another schema is never restored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from ci_actions.workspace import StoreEntry
+
+LOCK_FILES = ("package-lock.json", "npm-shrinkwrap.json")
+OUTPUT_LINE = re.compile(r'^\s*output\s*=\s*"([^"]+)"', re.MULTILINE)
+GENERATOR_BLOCK = re.compile(r"generator\s+\w+\s*\{(.*?)\}", re.DOTALL)
+DEFAULT_PRISMA_OUTPUT = "node_modules/.prisma/client"
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    node: str
+    npm: str
+    platform: str  # os-arch
+
+
+def _digest(*parts: str | bytes) -> str:
+    hasher = hashlib.sha256()
+    for part in parts:
+        hasher.update(part if isinstance(part, bytes) else part.encode())
+        hasher.update(b"\0")
+    return hasher.hexdigest()[:32]
+
+
+def slug(directory: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", directory).strip("-") or "root"
+
+
+def prod_command(install: list[str]) -> list[str]:
+    return [*install, "--omit=dev"]
+
+
+def dependency_entries(directory: str, lock: bytes, toolchain: Toolchain, install: list[str], *,
+                       prod_layer: bool) -> list[StoreEntry]:
+    """The full layer (what tests need), and the production-only layer when asked for."""
+    layers = [("all", install)] + ([("prod", prod_command(install))] if prod_layer else [])
+    return [StoreEntry(
+        role=f"deps-{layer}", directory=directory,
+        key=f"ci-actions-deps-{slug(directory)}-{layer}-"
+            + _digest(lock, toolchain.node, toolchain.npm, toolchain.platform, shlex.join(command), layer),
+        paths=(str(PurePosixPath(directory) / "node_modules"),), command=tuple(command))
+        for layer, command in layers]
+
+
+def prisma_output(schema_text: str, schema: PurePosixPath, package_dir: PurePosixPath) -> PurePosixPath:
+    """Where `prisma generate` writes the client: the generator's `output`, relative to the schema."""
+    for block in GENERATOR_BLOCK.findall(schema_text):
+        match = OUTPUT_LINE.search(block)
+        if match:
+            parts: list[str] = []
+            for part in (schema.parent / match.group(1)).parts:
+                if part == "..":
+                    parts.pop()
+                elif part != ".":
+                    parts.append(part)
+            return PurePosixPath(*parts)
+    return package_dir / DEFAULT_PRISMA_OUTPUT
+
+
+def prisma_entry(schema: PurePosixPath, schema_text: str, package_dir: PurePosixPath, prisma_version: str,
+                 command: list[str]) -> StoreEntry:
+    output = prisma_output(schema_text, schema, package_dir)
+    key = "ci-actions-prisma-" + slug(str(package_dir)) + "-" + _digest(
+        schema_text, prisma_version, str(output), shlex.join(command))
+    return StoreEntry("prisma", str(package_dir), key, (str(output),), tuple(command))

@@ -1,0 +1,1 @@
+"""restore-workspace: what a later job calls instead of checkout + setup + install + generate."""

@@ -1,0 +1,62 @@
+"""restore-workspace as a GitHub step."""
+
+from pathlib import Path
+
+from ci_actions import artifact, cache, runner
+from ci_actions.artifact import ArtifactError
+from ci_actions.workspace import LAYERS, WorkspaceError
+from restore_workspace.restore import RestoreReport, RestoreRequest, restore_workspace
+
+LINK_MODES = ("auto", "copy", "hardlink")
+
+
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = runner.get_input(name, default=default)
+    if value not in allowed:
+        raise runner.InputError(f"Input '{name}' is {value!r}; use one of: {', '.join(allowed)}")
+    return value
+
+
+def request() -> RestoreRequest:
+    context = runner.run_context()
+    root, cache_dir = runner.get_input("workspace-root"), runner.get_input("cache-dir")
+    return RestoreRequest(
+        workspace=runner.workspace(),
+        workspace_root=Path(root).expanduser() if root else artifact.default_root(),
+        cache_dir=Path(cache_dir).expanduser() if cache_dir else cache.default_cache_dir(),
+        layer=_choice("layer", "all", LAYERS),
+        link_mode=_choice("link-mode", "auto", LINK_MODES),
+        run=artifact.RunId(context.repository, context.run_id, context.attempt),
+    )
+
+
+def summary(report: RestoreReport) -> str:
+    rows = [f"| {r.entry.role} | `{r.entry.paths[0]}` | {'hit' if r.hit else 'rebuilt'} | {r.seconds:.2f}s |"
+            for r in report.entries]
+    phases = " · ".join(f"{name} {seconds:.2f}s" for name, seconds in report.phases.items())
+    return "\n".join(["### restore-workspace", "", f"From `{report.artifact_dir}` ({report.manifest.run}).",
+                      "", "| entry | path | store | time |", "|---|---|---|---|", *rows, "",
+                      f"Phases: {phases}.", ""])
+
+
+def main() -> None:
+    try:
+        report = restore_workspace(request())
+    except (runner.InputError, ArtifactError, WorkspaceError) as exc:
+        runner.set_output("workspace-ready", "false")
+        runner.fail(str(exc))
+    for result in report.entries:
+        for warning in result.warnings:
+            runner.warning(warning)
+        if not result.hit:
+            runner.warning(f"{result.entry.key} was not in the store; rebuilt it with "
+                           f"`{' '.join(result.entry.command)}`")
+    runner.set_output("workspace-ready", "true")
+    runner.set_output("cache-hit", "true" if report.all_hit else "false")
+    runner.set_output("artifact-digest", f"sha256:{report.manifest.archive_sha256}")
+    runner.set_output("unpack-seconds", f"{report.phases['unpack']:.3f}")
+    runner.set_output("deps-seconds", f"{report.phases['dependencies']:.3f}")
+    runner.append_summary(summary(report))
+
+
+main()

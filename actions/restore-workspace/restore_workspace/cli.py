@@ -1,0 +1,44 @@
+"""`ci-actions workspace restore`: the action from any shell; flags mirror the inputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ci_actions import artifact, cache
+from ci_actions.artifact import ArtifactError
+from ci_actions.workspace import LAYERS, WorkspaceError
+from restore_workspace.restore import RestoreRequest, restore_workspace
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("restore", help="unpack a run's workspace and complete it from the store")
+    parser.add_argument("--workspace", type=Path, required=True,
+                        help="its contents are replaced, as a clean checkout would")
+    parser.add_argument("--layer", choices=LAYERS, default="all")
+    parser.add_argument("--workspace-root", type=Path, default=artifact.default_root())
+    parser.add_argument("--cache-dir", type=Path, default=cache.default_cache_dir())
+    parser.add_argument("--link-mode", choices=("auto", "copy", "hardlink"), default="auto")
+    parser.add_argument("--repository", default="local")
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--attempt", type=int, default=1)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    request = RestoreRequest(args.workspace.resolve(), args.workspace_root.resolve(), args.cache_dir.resolve(), args.layer,
+                             args.link_mode, artifact.RunId(args.repository, args.run_id, args.attempt))
+    try:
+        report = restore_workspace(request)
+    except (WorkspaceError, ArtifactError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for result in report.entries:
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    print(json.dumps({"cache-hit": report.all_hit, "entries": {r.entry.key: r.hit for r in report.entries},
+                      "artifact": str(report.artifact_dir),
+                      "phases": {k: round(v, 3) for k, v in report.phases.items()}}))
+    return 0

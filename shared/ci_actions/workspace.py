@@ -1,0 +1,79 @@
+"""What a prepared workspace promises its consumers: the store entries that complete it.
+
+prepare-workspace builds each entry (or restores it) and records them in the artifact's manifest;
+restore-workspace reads them back and restores each one, or rebuilds it with the recorded command
+when the store no longer has it (evicted, or dropped as damaged).
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ci_actions import cache
+
+LAYERS = ("all", "prod")
+LOG_TAIL = 30
+
+
+class WorkspaceError(Exception):
+    """A step that builds the workspace failed; the message names the directory and quotes the tool."""
+
+
+@dataclass(frozen=True)
+class StoreEntry:
+    role: str  # "deps-all", "deps-prod" or "prisma"
+    directory: str  # where `command` runs, relative to the workspace
+    key: str
+    paths: tuple[str, ...]
+    command: tuple[str, ...]  # argv that rebuilds the entry's paths from the workspace
+
+    def wanted_for(self, layer: str) -> bool:
+        return self.role in (f"deps-{layer}", "prisma")
+
+
+@dataclass
+class EntryResult:
+    entry: StoreEntry
+    hit: bool
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def to_metadata(entries: list[StoreEntry]) -> dict:
+    return {"entries": [asdict(e) for e in entries]}
+
+
+def from_metadata(metadata: dict) -> list[StoreEntry]:
+    return [StoreEntry(e["role"], e["directory"], e["key"], tuple(e["paths"]), tuple(e["command"]))
+            for e in metadata.get("entries", [])]
+
+
+def run_command(command: tuple[str, ...], cwd: Path, what: str) -> None:
+    """Run a build command; on failure raise with its exit code and the tail of its output."""
+    try:
+        result = subprocess.run(list(command), cwd=cwd, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise WorkspaceError(f"{what}: cannot run `{shlex.join(command)}` in {cwd}: {exc}") from exc
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-LOG_TAIL:])
+        raise WorkspaceError(f"{what}: `{shlex.join(command)}` failed in {cwd} "
+                             f"(exit {result.returncode}):\n{tail}")
+
+
+def materialize(entry: StoreEntry, workspace: Path, cache_dir: Path, link_mode: str) -> EntryResult:
+    """Restore the entry's exact key; on a miss, build it with its command and save it."""
+    started = time.monotonic()
+    spec = cache.CacheSpec(entry.key, list(entry.paths), workspace, cache_dir)
+    outcome = cache.restore(spec, link_mode=link_mode)
+    if outcome.hit:
+        return EntryResult(entry, True, time.monotonic() - started, outcome.warnings)
+    for path in entry.paths:
+        shutil.rmtree(workspace / path, ignore_errors=True)
+    run_command(entry.command, workspace / entry.directory, f"{entry.directory}: {entry.role}")
+    saved = cache.save(spec)
+    return EntryResult(entry, False, time.monotonic() - started, outcome.warnings + saved.warnings)
