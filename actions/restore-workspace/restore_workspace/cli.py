@@ -28,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    request = RestoreRequest(args.workspace.resolve(), args.workspace_root.resolve(), args.cache_dir.resolve(), args.layer,
-                             args.link_mode, artifact.RunId(args.repository, args.run_id, args.attempt))
+    request = RestoreRequest(args.workspace.resolve(), args.workspace_root.resolve(),
+                             args.cache_dir.resolve(), args.layer, args.link_mode,
+                             artifact.RunId(args.repository, args.run_id, args.attempt))
     try:
         report = restore_workspace(request)
     except (WorkspaceError, ArtifactError) as exc:
