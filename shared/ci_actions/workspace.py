@@ -17,7 +17,7 @@ from pathlib import Path
 from ci_actions import cache
 
 LAYERS = ("all", "prod")
-LOG_TAIL = 30
+LOG_EDGE = 12  # lines kept from each end of a failed command's output: tools put the cause first
 
 
 class WorkspaceError(Exception):
@@ -60,9 +60,17 @@ def run_command(command: tuple[str, ...], cwd: Path, what: str) -> None:
     except OSError as exc:
         raise WorkspaceError(f"{what}: cannot run `{shlex.join(command)}` in {cwd}: {exc}") from exc
     if result.returncode != 0:
-        tail = "\n".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-LOG_TAIL:])
         raise WorkspaceError(f"{what}: `{shlex.join(command)}` failed in {cwd} "
-                             f"(exit {result.returncode}):\n{tail}")
+                             f"(exit {result.returncode}):\n{excerpt(result.stderr.strip() or result.stdout)}")
+
+
+def excerpt(output: str) -> str:
+    """The start (npm and Prisma say what is wrong first) and the end of a long output."""
+    lines = output.strip().splitlines()
+    if len(lines) <= 2 * LOG_EDGE:
+        return "\n".join(lines)
+    skipped = len(lines) - 2 * LOG_EDGE
+    return "\n".join([*lines[:LOG_EDGE], f"[… {skipped} lines …]", *lines[-LOG_EDGE:]])
 
 
 def materialize(entry: StoreEntry, workspace: Path, cache_dir: Path, link_mode: str) -> EntryResult:

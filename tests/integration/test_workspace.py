@@ -1,0 +1,132 @@
+"""prepare-workspace and restore-workspace against real npm: installs once, shares everywhere."""
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from ci_actions.artifact import RunId
+from ci_actions.store.store import Store
+from ci_actions.workspace import WorkspaceError
+from prepare_workspace.prepare import PrepareRequest, prepare
+from restore_workspace.restore import RestoreRequest, restore_workspace
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "npm-app"
+
+
+@pytest.fixture
+def env(tmp_path):
+    ws = tmp_path / "ws"
+    shutil.copytree(FIXTURE, ws / "app")
+    (ws / "app" / "index.js").write_text("module.exports = require('is-number')(1)\n")
+    (ws / ".hidden-config").write_text("kept\n")
+    log = tmp_path / "installs.log"
+    # The real npm ci, wrapped only to count how often it runs.
+    install = ["sh", "-c", f'echo "$PWD" >> {log} && exec npm ci --no-audit --no-fund "$@"', "npm-ci"]
+    return ws, tmp_path / "store", tmp_path / "runs", install, log
+
+
+def request(env, run_id="100", attempt=1, **overrides):
+    ws, store, runs, install, _ = env
+    fields = dict(workspace=ws, package_dirs=["app"], install_command=install, prod_layer=True,
+                  prisma_schemas=[], generate_command=None, cache_dir=store, workspace_root=runs,
+                  exclude=["node_modules"], retention=86400.0, link_mode="auto",
+                  run=RunId("acme/app", run_id, attempt))
+    return PrepareRequest(**{**fields, **overrides})
+
+
+def consumer(env, tmp_path, name, run_id="100", attempt=1, layer="all"):
+    _, store, runs, _, _ = env
+    job = tmp_path / name
+    job.mkdir()
+    (job / "left-by-last-run.txt").write_text("stale")
+    return restore_workspace(RestoreRequest(job, runs, store, layer, "auto", RunId("acme/app", run_id, attempt)))
+
+
+def installs(env) -> list[str]:
+    log = env[4]
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_warm_prepare_and_three_consumers_never_reinstall(env, tmp_path):
+    cold = prepare(request(env, "1"))
+    assert not cold.all_hit and len(installs(env)) == 2  # the full layer and the production layer
+    warm = prepare(request(env, "2"))
+    assert warm.all_hit and len(installs(env)) == 2
+    for name in ("typecheck", "unit", "build"):
+        report = consumer(env, tmp_path, name, run_id="2", layer="prod" if name == "build" else "all")
+        job = tmp_path / name
+        assert report.all_hit
+        assert not (job / "left-by-last-run.txt").exists()
+        assert (job / ".hidden-config").read_text() == "kept\n"
+        assert (job / "app" / "node_modules" / "is-number" / "package.json").exists()
+        assert (job / "app" / "node_modules" / "is-odd").exists() == (name != "build")
+    assert len(installs(env)) == 2
+
+
+def test_missing_lock_file_names_the_directory_and_saves_nothing(env):
+    (env[0] / "app" / "package-lock.json").unlink()
+    with pytest.raises(WorkspaceError, match="app: no package-lock.json"):
+        prepare(request(env))
+    assert Store(env[1]).headers() == []
+
+
+def test_lock_out_of_sync_quotes_npm_and_saves_nothing(env):
+    package = env[0] / "app" / "package.json"
+    manifest = json.loads(package.read_text())
+    manifest["dependencies"]["is-even"] = "1.0.0"
+    package.write_text(json.dumps(manifest))
+    with pytest.raises(WorkspaceError) as caught:
+        prepare(request(env, prod_layer=False))
+    message = str(caught.value)
+    assert message.startswith("app: deps-all: `sh -c")
+    assert "package.json and package-lock.json" in message and "in sync" in message
+    assert Store(env[1]).headers() == []
+
+
+def test_an_entry_lost_from_the_store_is_rebuilt_with_a_warning(env, tmp_path):
+    prepare(request(env, "7"))
+    Store(env[1]).prune(max_bytes=0, max_age=1e9)
+    report = consumer(env, tmp_path, "job", run_id="7")
+    assert not report.all_hit and len(installs(env)) == 3
+    assert (tmp_path / "job" / "app" / "node_modules" / "is-number").exists()
+
+
+def test_concurrent_runs_and_reruns_never_collide(env, tmp_path):
+    errors = []
+
+    def run(run_id):
+        try:
+            prepare(request(env, run_id))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in ("31", "32")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    runs = env[2] / "acme-app"
+    assert sorted(p.name for p in runs.iterdir()) == ["31", "32"]
+    rerun = consumer(env, tmp_path, "rerun", run_id="32", attempt=2)
+    assert rerun.artifact_dir == runs / "32" / "1"
+
+
+def test_cli_prepare_then_restore(env, tmp_path):
+    ws, store, runs, _, _ = env
+    common = ["--workspace-root", str(runs), "--cache-dir", str(store), "--repository", "acme/app",
+              "--run-id", "55"]
+    cli = [sys.executable, "-m", "ci_actions", "workspace"]
+    prepared = subprocess.run([*cli, "prepare", "--workspace", str(ws), "--package-dir", "app", *common],
+                              capture_output=True, text=True, check=True)
+    assert json.loads(prepared.stdout)["dependency-hits"] == {"app": False}
+    job = tmp_path / "cli-job"
+    restored = subprocess.run([*cli, "restore", "--workspace", str(job), *common], capture_output=True,
+                              text=True, check=True)
+    assert json.loads(restored.stdout)["cache-hit"] is True
+    assert (job / "app" / "index.js").exists()

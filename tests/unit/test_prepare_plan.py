@@ -1,0 +1,63 @@
+"""Keys change with everything that changes the installed bytes, and nothing else."""
+
+from pathlib import PurePosixPath
+
+from prepare_workspace import plan
+from prepare_workspace.plan import Toolchain
+
+TOOLS = Toolchain("v20.20.2", "11.19.1", "linux-x86_64")
+LOCK = b'{"lockfileVersion": 3}'
+
+
+def keys(lock=LOCK, tools=TOOLS, install=("npm", "ci"), prod=True):
+    return [e.key for e in plan.dependency_entries("backend", lock, tools, list(install), prod_layer=prod)]
+
+
+def test_layers_have_distinct_keys_and_paths():
+    entries = plan.dependency_entries("backend", LOCK, TOOLS, ["npm", "ci"], prod_layer=True)
+    assert [e.role for e in entries] == ["deps-all", "deps-prod"]
+    assert entries[0].key.startswith("ci-actions-deps-backend-all-")
+    assert entries[1].command == ("npm", "ci", "--omit=dev")
+    assert entries[0].paths == entries[1].paths == ("backend/node_modules",)
+
+
+def test_key_depends_on_lock_node_npm_platform_and_command():
+    base = keys()
+    assert keys() == base
+    for changed in (keys(lock=LOCK + b" "), keys(tools=Toolchain("v22.0.0", "11.19.1", "linux-x86_64")),
+                    keys(tools=Toolchain("v20.20.2", "10.0.0", "linux-x86_64")),
+                    keys(tools=Toolchain("v20.20.2", "11.19.1", "linux-aarch64")),
+                    keys(install=("npm", "ci", "--legacy-peer-deps"))):
+        assert changed[0] != base[0] and changed[1] != base[1]
+
+
+def test_no_prod_layer_unless_asked():
+    assert len(keys(prod=False)) == 1
+
+
+SCHEMA = """
+generator client {
+  provider = "prisma-client"
+  output   = "../src/generated/prisma"
+}
+datasource db { provider = "postgresql" }
+"""
+
+
+def test_prisma_output_is_resolved_against_the_schema():
+    out = plan.prisma_output(SCHEMA, PurePosixPath("backend/prisma/schema.prisma"), PurePosixPath("backend"))
+    assert out == PurePosixPath("backend/src/generated/prisma")
+    default = plan.prisma_output('generator client {\n provider = "prisma-client-js"\n}\n',
+                                 PurePosixPath("backend/prisma/schema.prisma"), PurePosixPath("backend"))
+    assert default == PurePosixPath("backend/node_modules/.prisma/client")
+
+
+def test_prisma_key_changes_with_schema_version_and_command():
+    def key(schema=SCHEMA, version="7.0.0", command=("npx", "prisma", "generate")):
+        return plan.prisma_entry(PurePosixPath("backend/prisma/schema.prisma"), schema,
+                                 PurePosixPath("backend"), version, list(command)).key
+    base = key()
+    assert base.startswith("ci-actions-prisma-backend-")
+    assert key(schema=SCHEMA + "model User { id Int @id }\n") != base
+    assert key(version="7.0.1") != base
+    assert key(command=("npm", "run", "db:generate")) != base
