@@ -60,8 +60,9 @@ def run_command(command: tuple[str, ...], cwd: Path, what: str) -> None:
     except OSError as exc:
         raise WorkspaceError(f"{what}: cannot run `{shlex.join(command)}` in {cwd}: {exc}") from exc
     if result.returncode != 0:
+        output = result.stderr.strip() or result.stdout
         raise WorkspaceError(f"{what}: `{shlex.join(command)}` failed in {cwd} "
-                             f"(exit {result.returncode}):\n{excerpt(result.stderr.strip() or result.stdout)}")
+                             f"(exit {result.returncode}):\n{excerpt(output)}")
 
 
 def excerpt(output: str) -> str:

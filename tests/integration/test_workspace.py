@@ -44,7 +44,8 @@ def consumer(env, tmp_path, name, run_id="100", attempt=1, layer="all"):
     job = tmp_path / name
     job.mkdir()
     (job / "left-by-last-run.txt").write_text("stale")
-    return restore_workspace(RestoreRequest(job, runs, store, layer, "auto", RunId("acme/app", run_id, attempt)))
+    run = RunId("acme/app", run_id, attempt)
+    return restore_workspace(RestoreRequest(job, runs, store, layer, "auto", run))
 
 
 def installs(env) -> list[str]:
@@ -70,7 +71,7 @@ def test_warm_prepare_and_three_consumers_never_reinstall(env, tmp_path):
 
 def test_missing_lock_file_names_the_directory_and_saves_nothing(env):
     (env[0] / "app" / "package-lock.json").unlink()
-    with pytest.raises(WorkspaceError, match="app: no package-lock.json"):
+    with pytest.raises(WorkspaceError, match=r"app: no package-lock\.json"):
         prepare(request(env))
     assert Store(env[1]).headers() == []
 
