@@ -6,11 +6,13 @@ symlinks, and never leaves the machine. Layout, keyed so concurrent runs and re-
     <root>/<owner>-<repo>/<run id>/<attempt>/workspace.tar.zst
                                             /manifest.json     written last: no manifest, no artifact
 
-The manifest holds the archive's sha256 and each file's, plus what the producer wants consumers to
-know (the dependency entries to restore from the store). Unpacking verifies the archive digest before
-reading it, extracts into a staging directory with tarfile's `data` filter (no absolute paths, no
-`..`, no links that escape, no device files), checks every file against the manifest, and only then
-moves the result into the workspace: nothing is ever half-unpacked there.
+GNU tar writes and reads the archive (Python's tarfile is 3-5x slower on a node_modules-sized tree);
+zstandard compresses on every core and hashes the stream as it goes. The manifest holds the archive's
+sha256 and size, every regular file with its size, and what the producer wants consumers to know (the
+store entries to restore). Unpacking verifies the archive digest before reading it, checks every member
+header as the stream passes to tar (tar_scan: no absolute paths, no `..`, no links that leave the tree,
+no devices), extracts into a staging directory beside the workspace, compares the member list with the
+manifest, and only then moves the result into the workspace: nothing is ever half-unpacked there.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import os
 import re
 import secrets
 import shutil
-import tarfile
+import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +32,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import zstandard
+
+from ci_actions.tar_scan import HostileMember, TarScanner
 
 FORMAT = "ci-actions-workspace-1"
 ARCHIVE = "workspace.tar.zst"
@@ -66,7 +70,7 @@ class ArtifactManifest:
     run: str
     archive_sha256: str
     archive_bytes: int
-    files: dict[str, str]  # path -> sha256 of its content (regular files only)
+    files: dict[str, int]  # regular file -> size
     created: float = field(default_factory=time.time)
     metadata: dict = field(default_factory=dict)
     format: str = FORMAT
@@ -118,14 +122,9 @@ class _HashingWriter:
         return self.target.write(data)
 
 
-class _HashingReader:
-    def __init__(self, source: BinaryIO) -> None:
-        self.source, self.sha256 = source, hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.source.read(size)
-        self.sha256.update(data)
-        return data
+TAR_CREATE = ["tar", "--create", "--file=-", "--format=posix", "--pax-option=delete=atime,delete=ctime",
+              "--numeric-owner", "--owner=0", "--group=0", "--no-recursion", "--null"]
+TAR_EXTRACT = ["tar", "--extract", "--file=-", "--no-same-owner", "--delay-directory-restore"]
 
 
 def pack(workspace: Path, destination: Path, *, run: RunId, exclude: Sequence[str],
@@ -135,31 +134,28 @@ def pack(workspace: Path, destination: Path, *, run: RunId, exclude: Sequence[st
         raise ArtifactError(f"an artifact for {run} already exists at {destination}")
     destination.mkdir(parents=True, exist_ok=True)
     staging = destination / f".{ARCHIVE}.{secrets.token_hex(4)}"
-    files: dict[str, str] = {}
+    names = destination / f".names.{secrets.token_hex(4)}"
+    files: dict[str, int] = {}
+    with names.open("wb") as listing:
+        for path in walk(workspace, exclude):
+            relative = path.relative_to(workspace).as_posix()
+            listing.write(os.fsencode(relative) + b"\0")
+            if path.is_file() and not path.is_symlink():
+                files[relative] = path.stat().st_size
     try:
+        tar = subprocess.Popen([*TAR_CREATE, "-C", str(workspace), f"--files-from={names}"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         with staging.open("wb") as raw:
             sink = _HashingWriter(raw)
-            compressor = zstandard.ZstdCompressor(level=COMPRESSION_LEVEL, threads=-1)
-            with compressor.stream_writer(sink, closefd=False) as zst, \
-                    tarfile.open(fileobj=zst, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                for path in walk(workspace, exclude):
-                    relative = path.relative_to(workspace).as_posix()
-                    info = tar.gettarinfo(str(path), arcname=relative)
-                    info.uid = info.gid = 0
-                    info.uname = info.gname = ""
-                    if info.isreg():
-                        with path.open("rb") as handle:
-                            reader = _HashingReader(handle)
-                            tar.addfile(info, reader)
-                        files[relative] = reader.sha256.hexdigest()
-                    else:
-                        tar.addfile(info)
+            zstandard.ZstdCompressor(level=COMPRESSION_LEVEL, threads=-1).copy_stream(tar.stdout, sink)
             raw.flush()
             os.fsync(raw.fileno())
+        if tar.wait() != 0:
+            raise ArtifactError(f"packing {workspace} for {run} failed: {tar.stderr.read().decode().strip()}")
         staging.replace(destination / ARCHIVE)
-    except BaseException:
+    finally:
         staging.unlink(missing_ok=True)
-        raise
+        names.unlink(missing_ok=True)
     manifest = ArtifactManifest(str(run), sink.sha256.hexdigest(), sink.size, files, metadata=metadata or {})
     _write_atomically(destination / MANIFEST, json.dumps(vars(manifest), indent=1).encode())
     return Packed(destination, manifest)
@@ -227,27 +223,31 @@ def unpack(directory: Path, workspace: Path) -> ArtifactManifest:
 
 
 def _extract(archive: Path, staging: Path, manifest: ArtifactManifest) -> None:
-    seen: set[str] = set()
-    with archive.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as zst, \
-            tarfile.open(fileobj=zst, mode="r|") as tar:
-        for member in tar:
-            try:
-                if member.name.startswith("/") or ".." in member.name.split("/"):
-                    raise tarfile.FilterError("absolute or '..' path")  # data_filter would rewrite it
-                safe = tarfile.data_filter(member, str(staging))
-            except tarfile.FilterError as exc:
-                raise ArtifactError(f"{manifest.run}: refused archive member {member.name!r}: {exc}") from exc
-            if safe is None:
-                continue
-            tar.extract(safe, str(staging), set_attrs=True, filter="fully_trusted")
-            if safe.isreg():  # contents were proven by the archive digest; the list must match too
-                if safe.name not in manifest.files:
-                    raise ArtifactError(f"{manifest.run}: {safe.name!r} is in the archive, not the manifest")
-                seen.add(safe.name)
-    missing = set(manifest.files) - seen
-    if missing:
-        raise ArtifactError(f"{manifest.run}: {len(missing)} file(s) of the manifest are not in the "
-                            f"archive, e.g. {sorted(missing)[0]!r}")
+    """Decompress once; every chunk goes to the header scanner and to tar. A refused member stops
+    tar at once, and staging (never the workspace) is thrown away by the caller."""
+    scanner = TarScanner()
+    tar = subprocess.Popen([*TAR_EXTRACT, "-C", str(staging)], stdin=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    try:
+        with archive.open("rb") as raw:
+            for chunk in zstandard.ZstdDecompressor().read_to_iter(raw, read_size=CHUNK, write_size=CHUNK):
+                scanner.feed(chunk)
+                tar.stdin.write(chunk)
+        tar.stdin.close()
+    except HostileMember as exc:
+        tar.kill()
+        raise ArtifactError(f"{manifest.run}: refused archive member {exc}") from exc
+    except (zstandard.ZstdError, BrokenPipeError) as exc:
+        tar.kill()
+        raise ArtifactError(f"{manifest.run}: the archive does not unpack: {exc}") from exc
+    finally:
+        status = tar.wait()
+    if status != 0:
+        raise ArtifactError(f"{manifest.run}: tar failed: {tar.stderr.read().decode().strip()}")
+    if scanner.files != manifest.files:
+        differ = sorted(set(scanner.files.items()) ^ set(manifest.files.items()))
+        raise ArtifactError(f"{manifest.run}: the archive's files differ from the manifest's, e.g. "
+                            f"{differ[0][0]!r}")
 
 
 def _replace_contents(workspace: Path, staging: Path) -> None:
