@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -152,7 +153,9 @@ def run_workflow(
         "--local-repository", f"{CONSUMER_REF}={REPO_ROOT}",
         "--json",
     ]
-    for key, value in (env or {}).items():
+    # Like GitHub, every run gets its own run id (act would reuse one), so per-run state never collides.
+    run_env = {"GITHUB_RUN_ID": str(secrets.randbelow(10**9)), **(env or {})}
+    for key, value in run_env.items():
         argv += ["--env", f"{key}={value}"]
     proc = subprocess.run(argv, cwd=repo, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "NO_COLOR": "1"}, check=False)
