@@ -15,12 +15,14 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONSUMER_REF = "org/ci-actions@v1"
+BUILD_OUTPUTS = ("node_modules", "dist", "build-test", "generated")  # never part of a consumer's commit
 STEP_OUTPUT_REF = re.compile(r"^\$\{\{\s*steps\.([\w-]+)\.outputs\.([\w-]+)\s*\}\}$")
 
 
@@ -32,6 +34,12 @@ class JobRun:
     step_outputs: dict[str, dict[str, str]] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    started: datetime | None = None
+    ended: datetime | None = None
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended - self.started).total_seconds() if self.started and self.ended else 0.0
 
     @property
     def text(self) -> str:
@@ -63,8 +71,11 @@ def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
 
 
-def make_consumer_repo(repo: Path, workflow: Path, files: dict[str, str] | None = None) -> Path:
-    """A git repository holding the workflow (and any extra files), as a consumer's would."""
+def make_consumer_repo(repo: Path, workflow: Path, files: dict[str, str] | None = None,
+                       tree: Path | None = None) -> Path:
+    """A git repository holding the workflow (and a copy of `tree`, and any extra files)."""
+    if tree:
+        shutil.copytree(tree, repo, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*BUILD_OUTPUTS))
     target = repo / ".github" / "workflows" / workflow.name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(workflow, target)
@@ -122,6 +133,10 @@ def parse_events(lines: list[str]) -> dict[str, JobRun]:
         if not job_id:
             continue
         job = jobs.setdefault(job_id, JobRun())
+        if "time" in event:
+            stamp = datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
+            job.started = job.started or stamp
+            job.ended = stamp
         if "jobResult" in event:
             job.result = event["jobResult"]
         step_id = event.get("stepID") or []
