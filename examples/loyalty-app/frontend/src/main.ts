@@ -1,0 +1,121 @@
+// The page: API status, a member's balance and ledger, and the reward catalogue.
+import "./style.css";
+import { Api, ApiError, apiBase } from "./api.js";
+import { availability, describeEntry, describeHealth, formatBalance, pointsToNextTier, tierFor } from "./format.js";
+import type { Reward } from "./types.js";
+
+let api = new Api(import.meta.env.VITE_API_BASE ?? "");
+
+function $(id: string): HTMLElement {
+  const el = document.getElementById(id);
+  if (el === null) throw new Error(`#${id} is missing from index.html`);
+  return el;
+}
+
+function element(tag: string, text: string, className?: string): HTMLElement {
+  const el = document.createElement(tag);
+  el.textContent = text;
+  if (className !== undefined) el.className = className;
+  return el;
+}
+
+let currentUser: number | null = null;
+let currentBalance: number | null = null;
+let rewards: Reward[] = [];
+
+function say(text: string, isError = false): void {
+  const message = $("message");
+  message.textContent = text;
+  message.className = isError ? "error" : "";
+}
+
+function problem(err: unknown): string {
+  return err instanceof ApiError ? err.message : "the API cannot be reached";
+}
+
+function renderRewards(): void {
+  const list = $("rewards");
+  list.replaceChildren(
+    ...rewards.map((reward) => {
+      const state = availability(reward, currentBalance);
+      const item = element("li", `${reward.name} — ${formatBalance(reward.cost)} (${reward.stock} left)`, state);
+      if (currentUser !== null) {
+        const button = element("button", "Redeem") as HTMLButtonElement;
+        button.disabled = state !== "available";
+        button.addEventListener("click", () => void redeem(reward));
+        item.append(" ", button);
+      }
+      return item;
+    }),
+  );
+}
+
+async function showMember(userId: number): Promise<void> {
+  try {
+    const [{ user }, { balance, entries }] = await Promise.all([api.member(userId), api.ledger(userId)]);
+    currentUser = user.id;
+    currentBalance = balance;
+    const next = pointsToNextTier(balance);
+    $("member").replaceChildren(
+      element("p", `${user.name} <${user.email}>`),
+      element("p", `${formatBalance(balance)} · ${tierFor(balance)}${next === null ? "" : ` · ${next} to next tier`}`, "balance"),
+    );
+    $("ledger").replaceChildren(...entries.map((e) => element("li", describeEntry(e))));
+    $("earn").hidden = false;
+    renderRewards();
+  } catch (err) {
+    currentUser = null;
+    currentBalance = null;
+    $("member").replaceChildren();
+    $("ledger").replaceChildren();
+    $("earn").hidden = true;
+    renderRewards();
+    say(problem(err), true);
+  }
+}
+
+async function redeem(reward: Reward): Promise<void> {
+  if (currentUser === null) return;
+  try {
+    await api.redeem(currentUser, reward.id);
+    rewards = await api.rewards();
+    say(`Redeemed ${reward.name}.`);
+    await showMember(currentUser);
+  } catch (err) {
+    say(problem(err), true);
+  }
+}
+
+$("lookup").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const data = new FormData(event.target as HTMLFormElement);
+  say("");
+  void showMember(Number(data.get("userId")));
+});
+
+$("earn").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (currentUser === null) return;
+  const data = new FormData(event.target as HTMLFormElement);
+  const userId = currentUser;
+  api
+    .earn(userId, Number(data.get("points")), String(data.get("reason")))
+    .then(() => showMember(userId))
+    .then(() => say("Points added."))
+    .catch((err: unknown) => say(problem(err), true));
+});
+
+async function start(): Promise<void> {
+  api = new Api(await apiBase(fetch, import.meta.env.VITE_API_BASE ?? ""));
+  try {
+    $("status").textContent = describeHealth(await api.health());
+    rewards = await api.rewards();
+    renderRewards();
+    await showMember(1);
+  } catch (err) {
+    $("status").textContent = `API unavailable: ${problem(err)}`;
+    $("status").className = "status error";
+  }
+}
+
+void start();

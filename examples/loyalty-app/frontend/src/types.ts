@@ -1,0 +1,32 @@
+// JSON shapes of the backend API (see backend/src/app.ts). Dates arrive as ISO strings.
+export interface Health {
+  status: string;
+  version: string;
+  commit: string;
+}
+
+export interface User {
+  id: number;
+  email: string;
+  name: string;
+  createdAt: string;
+}
+
+export type LedgerKind = "EARN" | "REDEEM" | "ADJUST";
+
+export interface LedgerEntry {
+  id: number;
+  userId: number;
+  delta: number;
+  kind: LedgerKind;
+  reason: string;
+  createdAt: string;
+}
+
+export interface Reward {
+  id: number;
+  name: string;
+  cost: number;
+  stock: number;
+  active: boolean;
+}

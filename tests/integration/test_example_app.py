@@ -1,0 +1,306 @@
+"""The example app (examples/loyalty-app) end to end, as the pipeline demo runs it, with nothing mocked.
+
+A copy of the app gets `npm ci` in both package dirs, an offline `prisma generate`, the backend's
+typecheck, lint, unit tests and build, the frontend's the same, then `docker compose build` and
+`up` with the prod override on free loopback ports, from the local base images and with no registry.
+The health endpoint is read from the host; `down -v --rmi all` always runs (the image tags are unique to
+the run, so `--rmi all` removes only this run's images; `--rmi local` would keep them because the
+services name their images), and so does the removal of the untagged images this run's builds left.
+
+npm uses its own cache (~/.npm), so a second run installs from disk. Phase timings are printed (-s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import docker
+import docker.errors
+import pytest
+
+APP = Path(__file__).resolve().parents[2] / "examples" / "loyalty-app"
+# Prisma 7's `prisma generate` resolves the schema engine before generating, and downloads it from
+# binaries.prisma.sh when it is not given; the JS client generator never runs it, so any existing file does.
+OFFLINE_PRISMA = {"PRISMA_SCHEMA_ENGINE_BINARY": "/bin/true"}
+# What a build job installs in the image: production deps only. `--omit=optional` too, because
+# @prisma/client's optional peers (prisma, typescript) are otherwise kept as "devOptional".
+PROD_PRUNE = ["npm", "prune", "--omit=dev", "--omit=optional", "--offline", "--no-audit", "--no-fund"]
+COPY_IGNORE = shutil.ignore_patterns("node_modules", "dist", "build-test", "generated")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Phases:
+    """Wall-clock time per phase, printed at the end of the test."""
+
+    def __init__(self) -> None:
+        self.times: list[tuple[str, float]] = []
+
+    def run(self, name: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        start = time.monotonic()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.times.append((name, time.monotonic() - start))
+
+    def report(self) -> str:
+        width = max(len(name) for name, _ in self.times)
+        return "\n".join(f"  {name:<{width}}  {secs:6.1f}s" for name, secs in self.times)
+
+
+def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 240) -> str:
+    """Run argv (no shell); fail with its output when it exits non-zero."""
+    full_env = {**os.environ, "NO_UPDATE_NOTIFIER": "1", "NPM_CONFIG_UPDATE_NOTIFIER": "false", **(env or {})}
+    try:
+        result = subprocess.run(
+            argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(
+            f"{' '.join(argv)} (in {cwd}) did not finish within {timeout:.0f}s:\n{exc.stdout}\n{exc.stderr}"
+        )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(argv)} (in {cwd}) exited {result.returncode}\n"
+            f"stdout:\n{result.stdout[-6000:]}\nstderr:\n{result.stderr[-6000:]}",
+            pytrace=False,
+        )
+    return result.stdout
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str, within: float = 30.0) -> tuple[int, dict[str, str], bytes]:
+    """GET url from the host (no proxies), retrying until it answers; returns status, headers, body."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with opener.open(url, timeout=5) as response:
+                return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+        except (urllib.error.URLError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} did not answer within {within:.0f}s: {exc}") from exc
+            time.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def tools() -> dict[str, str]:
+    """npm and the docker CLI with its compose plugin: the test fails (never skips) without them."""
+    found = {name: shutil.which(name) for name in ("node", "npm", "docker")}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        pytest.fail(
+            f"{', '.join(missing)} not on PATH: install Node 20 (with npm) and the docker CLI", pytrace=False
+        )
+    compose = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, check=False)
+    if compose.returncode != 0:
+        pytest.fail(
+            f"`docker compose` does not work; run scripts/ensure-docker.sh ({compose.stderr.strip()})"
+        )
+    return {name: str(path) for name, path in found.items()}
+
+
+@pytest.fixture
+def app_copy(tmp_path: Path) -> Path:
+    """The app's sources without any build output or installed modules, in a fresh directory."""
+    target = tmp_path / "loyalty-app"
+    shutil.copytree(APP, target, ignore=COPY_IGNORE, symlinks=True)
+    return target
+
+
+class Compose:
+    """`docker compose` with the prod override, a unique project, unique image tags and free ports."""
+
+    def __init__(self, app: Path) -> None:
+        run = uuid.uuid4().hex[:10]
+        self.app = app
+        self.project = f"loyalty-test-{run}"
+        self.env = {
+            "BACKEND_IMAGE": f"loyalty-app-backend:test-{run}",
+            "FRONTEND_IMAGE": f"loyalty-app-frontend:test-{run}",
+            "BACKEND_PORT": str(_free_loopback_port()),
+            "FRONTEND_PORT": str(_free_loopback_port()),
+            "APP_VERSION": f"1.0.0-test.{run}",
+            "GIT_SHA": f"{run}cafe",
+        }
+
+    def argv(self, *args: str) -> list[str]:
+        return [
+            "docker", "compose", "-p", self.project,
+            "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml",
+            *args,
+        ]  # fmt: skip
+
+    def __call__(self, *args: str, timeout: float = 240) -> str:
+        return _run(self.argv(*args), cwd=self.app, env=self.env, timeout=timeout)
+
+
+def _leftover_images(client: docker.DockerClient) -> set[str]:
+    """Untagged images the app's Dockerfiles made (label loyalty-app.image): the classic builder leaves the
+    backend's deps stage and, after `down --rmi all`, cached intermediate images behind."""
+    return {
+        image.id for image in client.images.list(filters={"dangling": True, "label": "loyalty-app.image"})
+    }
+
+
+@pytest.fixture
+def compose(app_copy: Path, docker_client: docker.DockerClient) -> Iterator[Compose]:
+    project = Compose(app_copy)
+    before = _leftover_images(docker_client)
+    try:
+        yield project
+    finally:
+        down = subprocess.run(
+            project.argv("down", "-v", "--rmi", "all", "--remove-orphans", "--timeout", "10"),
+            cwd=app_copy,
+            env={**os.environ, **project.env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        # Only what this run added; another run may be using its own as build cache right now.
+        for image_id in _leftover_images(docker_client) - before:
+            with contextlib.suppress(docker.errors.APIError):
+                docker_client.images.remove(image_id)
+        assert down.returncode == 0, f"compose down failed:\n{down.stdout}\n{down.stderr}"
+
+
+def test_example_app_builds_tests_and_runs_in_containers(
+    tools: dict[str, str],
+    docker_client: docker.DockerClient,
+    node_image: str,
+    busybox_image: str,
+    app_copy: Path,
+    compose: Compose,
+) -> None:
+    backend, frontend = app_copy / "backend", app_copy / "frontend"
+    phases = Phases()
+    npm_ci = ["npm", "ci", "--no-audit", "--no-fund", "--prefer-offline"]
+
+    # Both package dirs install at once, as prepare-workspace does.
+    def install(where: Path) -> float:
+        start = time.monotonic()
+        _run(npm_ci, cwd=where)
+        return time.monotonic() - start
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        start = time.monotonic()
+        backend_ci, frontend_ci = pool.submit(install, backend), pool.submit(install, frontend)
+        ci_times = backend_ci.result(), frontend_ci.result()
+        phases.times.append((f"npm ci (backend {ci_times[0]:.1f}s, frontend {ci_times[1]:.1f}s, parallel)",
+                             time.monotonic() - start))  # fmt: skip
+    # npm 11 blocks dependency install scripts unless allowed; the backend denies Prisma's explicitly.
+    assert not (backend / "node_modules" / "@prisma" / "engines" / "dist" / "schema-engine").exists()
+
+    out = phases.run(
+        "prisma generate (offline)", _run, ["npm", "run", "db:generate"], backend, OFFLINE_PRISMA
+    )
+    assert "Generated Prisma Client" in out
+    generated = backend / "src" / "generated" / "prisma"
+    assert (generated / "client.ts").is_file() and (generated / "models" / "User.ts").is_file()
+    # Prisma 7's `prisma-client` generator writes only to its `output`; nothing lands in node_modules.
+    assert not (backend / "node_modules" / ".prisma").exists()
+
+    for script in ("typecheck", "lint", "test", "build"):
+        phases.run(f"backend {script}", _run, ["npm", "run", script], backend)
+    assert (backend / "dist" / "server.js").is_file()
+    assert (backend / "dist" / "generated" / "prisma" / "client.js").is_file()
+    for script in ("typecheck", "lint", "test", "build"):
+        phases.run(f"frontend {script}", _run, ["npm", "run", script], frontend)
+    assert (frontend / "dist" / "index.html").is_file()
+
+    # The build job's production layer: what the image gets (the Dockerfile would prune a full install too).
+    phases.run("backend npm prune (prod layer)", _run, PROD_PRUNE, backend)
+    assert not (backend / "node_modules" / "prisma").exists()
+    assert (backend / "node_modules" / "@prisma" / "client" / "package.json").is_file()
+
+    phases.run("compose build (both images)", compose, "build", timeout=300)
+    backend_image = docker_client.images.get(compose.env["BACKEND_IMAGE"])
+    frontend_image = docker_client.images.get(compose.env["FRONTEND_IMAGE"])
+    assert backend_image.attrs["Config"]["User"] == "node"
+    assert frontend_image.attrs["Config"]["User"] == "65534:65534"
+    listing = docker_client.containers.run(
+        compose.env["BACKEND_IMAGE"],
+        ["ls", "-1", "/app/node_modules", "/app/node_modules/@prisma"],
+        remove=True,
+    ).decode()
+    modules = set(listing.split())
+    assert {"@prisma", "client"} <= modules, listing
+    assert not modules & {"prisma", "typescript", "eslint"}, f"dev dependencies in the image:\n{listing}"
+
+    # The release's migration step, as a deploy runs it: a one-off container of the new image, no network.
+    migrate = docker_client.containers.run(
+        compose.env["BACKEND_IMAGE"],
+        ["npm", "run", "--silent", "db:migrate:deploy"],
+        network_mode="none",
+        remove=True,
+    ).decode()
+    assert "nothing to apply" in migrate, migrate
+
+    phases.run(
+        "compose up --wait (healthy)", compose, "up", "-d", "--wait", "--wait-timeout", "90", timeout=150
+    )
+
+    backend_url = f"http://127.0.0.1:{compose.env['BACKEND_PORT']}"
+    frontend_url = f"http://127.0.0.1:{compose.env['FRONTEND_PORT']}"
+    status, headers, body = _get(f"{backend_url}/api/health")
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    assert json.loads(body) == {
+        "status": "ok",
+        "version": compose.env["APP_VERSION"],
+        "commit": compose.env["GIT_SHA"],
+    }
+    _, _, rewards = _get(f"{backend_url}/api/rewards")
+    assert [r["name"] for r in json.loads(rewards)["rewards"]] == [
+        "Free coffee",
+        "Cinema ticket",
+        "Weekend getaway",
+    ]
+
+    status, headers, page = _get(f"{frontend_url}/")
+    assert status == 200 and b'<script type="module"' in page
+    script = page.split(b'src="')[1].split(b'"')[0].decode()
+    _, js_headers, _ = _get(f"{frontend_url}{script}")
+    assert js_headers["content-type"].startswith("text/javascript")
+    _, _, config = _get(f"{frontend_url}/config.json")
+    assert json.loads(config) == {"apiBase": backend_url}
+
+    # Ports are published on the loopback interface only.
+    for service in ("backend", "frontend"):
+        published = json.loads(compose("ps", "--format", "json", service).splitlines()[0])["Publishers"]
+        assert {p["URL"] for p in published if p["PublishedPort"]} == {"127.0.0.1"}, published
+
+    # docker stop sends SIGTERM to PID 1 (node; the frontend's entrypoint shell, which passes it on):
+    # both exit 0, well before the kill timeout.
+    start = time.monotonic()
+    phases.run("compose stop", compose, "stop", "--timeout", "20", "backend", "frontend")
+    assert time.monotonic() - start < 15
+    for service in ("backend", "frontend"):
+        container_id = compose("ps", "-a", "-q", service).strip()
+        state = docker_client.containers.get(container_id).attrs["State"]
+        assert state["ExitCode"] == 0, f"{service} exited {state['ExitCode']} on SIGTERM"
+    assert "SIGTERM received: draining" in compose("logs", "--no-color", "backend")
+
+    print(f"\nexample app phases ({compose.project}):\n{phases.report()}")
+    print(f"  image sizes: backend {backend_image.attrs['Size'] / 1e6:.1f} MB, "
+          f"frontend {frontend_image.attrs['Size'] / 1e6:.2f} MB")  # fmt: skip
