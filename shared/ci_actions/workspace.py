@@ -74,6 +74,21 @@ def excerpt(output: str) -> str:
     return "\n".join([*lines[:LOG_EDGE], f"[… {skipped} lines …]", *lines[-LOG_EDGE:]])
 
 
+def build(entry: StoreEntry, workspace: Path) -> None:
+    """Run the entry's command and check it produced the entry's paths.
+
+    A package without dependencies gets an empty node_modules, so its (empty) layer is still stored
+    and the next run hits instead of installing again.
+    """
+    run_command(entry.command, workspace / entry.directory, f"{entry.directory}: {entry.role}")
+    for path in entry.paths:
+        if entry.role.startswith("deps-"):
+            (workspace / path).mkdir(exist_ok=True)
+        elif not (workspace / path).exists():
+            raise WorkspaceError(f"{entry.directory}: `{shlex.join(entry.command)}` succeeded but did not "
+                                 f"create {path}; check the generator's output in the schema")
+
+
 def materialize(entry: StoreEntry, workspace: Path, cache_dir: Path, link_mode: str) -> EntryResult:
     """Restore the entry's exact key; on a miss, build it with its command and save it."""
     started = time.monotonic()
@@ -83,6 +98,6 @@ def materialize(entry: StoreEntry, workspace: Path, cache_dir: Path, link_mode: 
         return EntryResult(entry, True, time.monotonic() - started, outcome.warnings)
     for path in entry.paths:
         shutil.rmtree(workspace / path, ignore_errors=True)
-    run_command(entry.command, workspace / entry.directory, f"{entry.directory}: {entry.role}")
+    build(entry, workspace)
     saved = cache.save(spec)
     return EntryResult(entry, False, time.monotonic() - started, outcome.warnings + saved.warnings)

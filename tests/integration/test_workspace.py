@@ -131,3 +131,12 @@ def test_cli_prepare_then_restore(env, tmp_path):
                               text=True, check=True)
     assert json.loads(restored.stdout)["cache-hit"] is True
     assert (job / "app" / "index.js").exists()
+
+
+def test_a_package_without_dependencies_still_hits_next_time(env):
+    (env[0] / "app" / "package.json").write_text('{"name": "bare", "version": "1.0.0"}')
+    (env[0] / "app" / "package-lock.json").write_text(
+        '{"name": "bare", "version": "1.0.0", "lockfileVersion": 3, "requires": true, '
+        '"packages": {"": {"name": "bare", "version": "1.0.0"}}}')
+    assert not prepare(request(env, "61")).all_hit
+    assert prepare(request(env, "62")).all_hit

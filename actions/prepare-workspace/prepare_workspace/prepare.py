@@ -22,8 +22,8 @@ from ci_actions.workspace import (
     EntryResult,
     StoreEntry,
     WorkspaceError,
+    build,
     materialize,
-    run_command,
     to_metadata,
 )
 from prepare_workspace import plan
@@ -88,7 +88,7 @@ def _prod_layer(request: PrepareRequest, entry: StoreEntry) -> EntryResult:
             source = request.workspace / entry.directory / name
             if source.exists():
                 shutil.copy2(source, package / name)
-        run_command(entry.command, package, f"{entry.directory}: production install")
+        build(entry, Path(scratch))
         saved = cache.save(_spec(request, entry, Path(scratch)))
     return EntryResult(entry, False, time.monotonic() - started, saved.warnings)
 

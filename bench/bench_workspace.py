@@ -1,0 +1,138 @@
+"""prepare-workspace and restore-workspace on the example app, beside what users would run instead.
+
+Run: .venv/bin/python bench/bench_workspace.py [--rounds N]   (after scripts/setup)
+
+1. warm prepare (both package dirs and Prisma in the store) / cold prepare (empty store)   target <= 10%
+2. prepare + 3 x restore-workspace on a warm store / the seed's "before": 3 jobs each running
+   `npm ci` in both dirs and `prisma generate`                                              target <= 25%
+3. pack and unpack throughput / `tar -c | zstd -T0 -3` and `zstd -dc | tar -x` on the same tree
+   (the prepared app with its node_modules)                                                target >= 0.8x
+npm's own download cache (~/.npm) is warm for every install on both sides, as on a real runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+for package in ("shared", "actions/prepare-workspace", "actions/restore-workspace"):
+    sys.path.insert(0, str(REPO_ROOT / package))
+
+from ci_actions.artifact import RunId, pack, unpack  # noqa: E402
+from prepare_workspace.prepare import PrepareRequest, prepare  # noqa: E402
+from restore_workspace.restore import RestoreRequest, restore_workspace  # noqa: E402
+
+APP = REPO_ROOT / "examples" / "loyalty-app"
+DIRS = ["backend", "frontend"]
+SCHEMA = "backend/prisma/schema.prisma"
+NPM_CI = ["npm", "ci", "--no-audit", "--no-fund"]
+os.environ.setdefault("PRISMA_SCHEMA_ENGINE_BINARY", "/bin/true")  # offline Prisma 7 generate
+
+
+def fresh_app(root: Path) -> Path:
+    workspace = root / f"app-{time.monotonic_ns()}"
+    shutil.copytree(APP, workspace, ignore=shutil.ignore_patterns("node_modules", "dist", "build-test",
+                                                                   "generated"))
+    return workspace
+
+
+def timed(action, *args) -> float:
+    started = time.perf_counter()
+    action(*args)
+    return time.perf_counter() - started
+
+
+def prepare_once(workspace: Path, store: Path, runs: Path, run_id: str) -> None:
+    prepare(PrepareRequest(workspace, DIRS, NPM_CI, True, [SCHEMA], None, store, runs, ["node_modules"],
+                           86400.0, "auto", RunId("bench/app", run_id, 1)))
+
+
+def restore_job(job: Path, store: Path, runs: Path, run_id: str) -> None:
+    job.mkdir()
+    report = restore_workspace(RestoreRequest(job, runs, store, "all", "auto", RunId("bench/app", run_id, 1)))
+    assert report.all_hit, "the warm store should hold every entry"
+
+
+def seed_job(workspace: Path) -> None:
+    for directory in DIRS:
+        subprocess.run(NPM_CI, cwd=workspace / directory, check=True, capture_output=True)
+    subprocess.run(["npx", "--no-install", "prisma", "generate"], cwd=workspace / "backend", check=True,
+                   capture_output=True)
+
+
+def cli_pack(tree: Path, out: Path) -> None:
+    tar = subprocess.Popen(["tar", "-C", str(tree), "-cf", "-", "."], stdout=subprocess.PIPE)
+    subprocess.run(["zstd", "-T0", "-3", "-q", "-f", "-o", str(out)], stdin=tar.stdout, check=True)
+    tar.stdout.close()
+    assert tar.wait() == 0
+
+
+def cli_unpack(archive: Path, dest: Path) -> None:
+    dest.mkdir()
+    zstd = subprocess.Popen(["zstd", "-dc", str(archive)], stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-C", str(dest), "-xf", "-"], stdin=zstd.stdout, check=True)
+    zstd.stdout.close()
+    assert zstd.wait() == 0
+
+
+def after(root: Path, store: Path, runs: Path, run_id: str) -> None:
+    """The new pipeline: prepare once (warm store), three jobs start from restore-workspace."""
+    prepare_once(fresh_app(root), store, runs, run_id)
+    for job in ("quality", "unit", "build"):
+        restore_job(root / f"{run_id}-{job}", store, runs, run_id)
+
+
+def before(root: Path) -> None:
+    """The seed's pipeline: three jobs, each installing both dirs and generating Prisma."""
+    for _ in range(3):
+        seed_job(fresh_app(root))
+
+
+def one_round(root: Path, n: int) -> dict[str, tuple[float, float]]:
+    """(ours, theirs) seconds per measure, in one round, side by side."""
+    store, runs = root / "store", root / "runs"
+    cold = timed(prepare_once, fresh_app(root), store, runs, f"{n}-cold")
+    tree = fresh_app(root)
+    warm = timed(prepare_once, tree, store, runs, f"{n}-warm")  # `tree`: the prepared app, node_modules in
+    result = {"warm/cold": (warm, cold),
+              "pipeline": (timed(after, root, store, runs, f"{n}-after"), timed(before, root))}
+    ours, cli = root / "ours", root / "cli.tar.zst"
+    result["pack"] = (timed(pack, tree, ours, run=RunId("b/b", str(n), 1), exclude=[]),
+                      timed(cli_pack, tree, cli))
+    result["unpack"] = (timed(unpack, ours, root / "ours-out"), timed(cli_unpack, cli, root / "cli-out"))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    rounds = []
+    for n in range(args.rounds):
+        with tempfile.TemporaryDirectory(prefix="ci-actions-bench-ws-") as tmp:
+            rounds.append(one_round(Path(tmp), n))
+    print(f"example app (backend + frontend + Prisma); median of {args.rounds} rounds")
+    print(f"{'measure':58} {'ours':>8} {'theirs':>8} {'ratio':>6}  target")
+    labels = {
+        "warm/cold": ("warm prepare / cold prepare", "<= 0.10", False),
+        "pipeline": ("prepare + 3 restores / 3 seed jobs (npm ci x2 + prisma)", "<= 0.25", False),
+        "pack": ("pack throughput / tar | zstd -T0 -3", ">= 0.8", True),
+        "unpack": ("unpack throughput / zstd -dc | tar -x", ">= 0.8", True),
+    }
+    for key, (label, target, throughput) in labels.items():
+        ours = statistics.median(r[key][0] for r in rounds)
+        theirs = statistics.median(r[key][1] for r in rounds)
+        ratio = theirs / ours if throughput else ours / theirs
+        print(f"{label:58} {ours:7.2f}s {theirs:7.2f}s {ratio:6.2f}  {target}")
+
+
+if __name__ == "__main__":
+    main()
