@@ -128,6 +128,15 @@ def test_flipped_byte_in_a_blob_drops_the_entry_and_restores_nothing(saved, tmp_
     assert not blob.exists()
 
 
+def test_a_touched_blob_is_rehashed_and_still_restores(saved, tmp_path):
+    store, source, _ = saved
+    manifest = store.load(VERSION, "deps-1")
+    blob = store.blobs.path(next(r for r in manifest.records if r.kind == "file").digest)
+    os.utime(blob)  # a new mtime, same bytes: re-hashed, found intact
+    store.restore(store.lookup(["deps-1"], VERSION), tmp_path)
+    assert snapshot(tmp_path) == snapshot(source)
+
+
 def test_truncated_manifest_is_detected_and_dropped(saved, tmp_path):
     store, _, _ = saved
     path = store.entry_path(VERSION, "deps-1")

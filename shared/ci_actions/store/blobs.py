@@ -43,6 +43,7 @@ class Stored:
     digest: str
     size: int
     new_bytes: int  # 0 when the content was already in the store
+    blob_mtime_ns: int  # the blob's mtime: any later write to it changes this, which restore checks
 
 
 class Blobs:
@@ -53,16 +54,18 @@ class Blobs:
     def path(self, name: str) -> Path:
         return self.dir / name[:2] / name
 
-    def _publish(self, tmp: Path, name: str, mode: int) -> int:
-        """Link tmp into place; returns the bytes added (0 if another writer got there first)."""
+    def _publish(self, tmp: Path, digest: str, mode: int) -> Stored:
+        """Link tmp into place; no new bytes if another writer got there first."""
         tmp.chmod(0o555 if mode & 0o111 else 0o444)
-        final = self.path(name)
+        final = self.path(blob_name(digest, mode))
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(tmp, final)
-            return tmp.stat().st_size
+            st = final.stat()
+            return Stored(digest, st.st_size, st.st_size, st.st_mtime_ns)
         except FileExistsError:
-            return 0
+            st = final.stat()
+            return Stored(digest, st.st_size, 0, st.st_mtime_ns)
 
     @contextmanager
     def _staging(self) -> Iterator[Path]:
@@ -74,19 +77,19 @@ class Blobs:
             tmp.unlink(missing_ok=True)
 
     def put(self, source: Path, mode: int) -> Stored:
-        """Store a file's content; a blob that exists is only touched (so GC sees it is in use)."""
+        """Store a file's content; a blob that exists already is left as it is."""
         with source.open("rb") as handle:
             data = handle.read(SMALL_FILE + 1)
             if len(data) > SMALL_FILE:
                 return self._put_large(handle, data, mode)
         digest = hashlib.sha256(data).hexdigest()
-        name = blob_name(digest, mode)
-        if self._touch(name):
-            return Stored(digest, len(data), 0)
+        existing = self._existing(digest, mode)
+        if existing:
+            return existing
         with self._staging() as tmp:
             with tmp.open("xb") as out:
                 out.write(data)
-            return Stored(digest, len(data), self._publish(tmp, name, mode))
+            return self._publish(tmp, digest, mode)
 
     def _put_large(self, handle: BinaryIO, head: bytes, mode: int) -> Stored:
         """Stream a big file: hash while copying to staging, so it is read once."""
@@ -100,17 +103,24 @@ class Blobs:
                     out.write(chunk)
                     size += len(chunk)
             digest = hasher.hexdigest()
-            name = blob_name(digest, mode)
-            if self._touch(name):
-                return Stored(digest, size, 0)
-            return Stored(digest, size, self._publish(tmp, name, mode))
+            return self._existing(digest, mode) or self._publish(tmp, digest, mode)
 
-    def _touch(self, name: str) -> bool:
+    def _existing(self, digest: str, mode: int) -> Stored | None:
         try:
-            os.utime(self.path(name))
-            return True
+            st = os.stat(self.path(blob_name(digest, mode)))
         except FileNotFoundError:
-            return False
+            return None
+        return Stored(digest, st.st_size, 0, st.st_mtime_ns)
+
+    def quick_check(self, name: str, size: int, mtime_ns: int) -> None:
+        """Stat a blob: unchanged size and mtime mean no write touched it since it was saved. Anything
+        else is settled by re-hashing it (a `touch` is harmless, a flipped byte is not)."""
+        try:
+            st = os.stat(self.path(name))
+        except FileNotFoundError as exc:
+            raise BlobMissing(name) from exc
+        if st.st_size != size or st.st_mtime_ns != mtime_ns:
+            self.check(name)
 
     def check(self, name: str) -> int:
         """Re-hash a blob; returns its size or raises BlobMissing / BlobCorrupt."""
@@ -140,7 +150,7 @@ class Blobs:
         """Put a blob's content at dest: a hardlink, a reflink, or a kernel-side copy."""
         source = self.path(name)
         with contextlib.suppress(FileNotFoundError):
-            dest.unlink()
+            os.unlink(dest)
         if how == "hardlink":
             os.link(source, dest)
             return

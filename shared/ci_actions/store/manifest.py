@@ -38,10 +38,11 @@ class Record:
     digest: str = ""
     mtime_ns: int = 0
     target: str = ""
+    blob_mtime_ns: int = 0
 
     def to_row(self) -> list:
         if self.kind == "file":
-            return ["f", self.path, self.mode, self.size, self.digest, self.mtime_ns]
+            return ["f", self.path, self.mode, self.size, self.digest, self.mtime_ns, self.blob_mtime_ns]
         if self.kind == "dir":
             return ["d", self.path, self.mode]
         return ["l", self.path, self.target]
@@ -50,8 +51,9 @@ class Record:
     def from_row(cls, row: list) -> Record:
         tag = row[0]
         if tag == "f":
-            _, path, mode, size, digest, mtime_ns = row
-            return cls("file", path, mode=mode, size=size, digest=digest, mtime_ns=mtime_ns)
+            _, path, mode, size, digest, mtime_ns, blob_mtime_ns = row
+            return cls("file", path, mode=mode, size=size, digest=digest, mtime_ns=mtime_ns,
+                       blob_mtime_ns=blob_mtime_ns)
         if tag == "d":
             _, path, mode = row
             return cls("dir", path, mode=mode)

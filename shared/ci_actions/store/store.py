@@ -153,9 +153,16 @@ class Store:
                              time.monotonic() - started)
 
     def _verify_blobs(self, manifest: Manifest) -> None:
-        names = {blob_name(r.digest, r.mode) for r in manifest.records if r.kind == "file"}
-        with ThreadPoolExecutor(WORKERS) as pool:
-            failures = [exc for exc in pool.map(self._check_quietly, names) if exc]
+        """Every blob must be unchanged since the entry was saved (see Blobs.quick_check); a damaged
+        entry is dropped, with its corrupt blobs, before anything reaches the workspace."""
+        blobs = {blob_name(r.digest, r.mode): (r.size, r.blob_mtime_ns)
+                 for r in manifest.records if r.kind == "file"}
+        failures = []
+        for name, (size, mtime_ns) in blobs.items():
+            try:
+                self.blobs.quick_check(name, size, mtime_ns)
+            except (BlobMissing, ValueError) as exc:
+                failures.append(exc)
         if failures:
             for exc in failures:
                 if not isinstance(exc, BlobMissing):
@@ -164,13 +171,6 @@ class Store:
             kinds = "missing" if all(isinstance(e, BlobMissing) for e in failures) else "corrupt"
             raise EntryBroken(f"cache entry {manifest.header.key!r} has {len(failures)} {kinds} blob(s) "
                               f"(first: {failures[0]}); dropped it")
-
-    def _check_quietly(self, name: str) -> Exception | None:
-        try:
-            self.blobs.check(name)
-            return None
-        except (BlobMissing, ValueError) as exc:
-            return exc
 
     def _stamp_last_used(self, version: str, key: str) -> None:
         """Overwrite the fixed-width last_used field in place: no rewrite, so no race with a save."""
@@ -191,29 +191,45 @@ class Store:
         return "copy"
 
     def _place(self, manifest: Manifest, workspace: Path, placement: Placement) -> None:
+        """Directories first, then files (hardlinks in one loop, copies on a thread pool: they wait
+        on the disk), then symlinks, then directory modes deepest first."""
+        root = str(workspace)
+        made: set[str] = set()
+
+        def make_parent(path: str) -> None:
+            parent = os.path.dirname(path)
+            if parent not in made:
+                os.makedirs(os.path.join(root, parent), exist_ok=True)
+                made.add(parent)
+
         dirs = [r for r in manifest.records if r.kind == "dir"]
         for record in dirs:
-            (workspace / record.path).mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.join(root, record.path), exist_ok=True)
+            made.add(record.path)
         files = [r for r in manifest.records if r.kind == "file"]
-        for record in files:  # parents of files outside a recorded dir (single-file paths)
-            (workspace / record.path).parent.mkdir(parents=True, exist_ok=True)
+        for record in files:
+            make_parent(record.path)
 
         def place(record: Record) -> None:
             how = "copy" if placement == "hardlink" and edited_in_place(record.path) else placement
-            self.blobs.place(blob_name(record.digest, record.mode), workspace / record.path,
+            self.blobs.place(blob_name(record.digest, record.mode), Path(root, record.path),
                              record.mode, record.mtime_ns, how)
 
-        with ThreadPoolExecutor(WORKERS) as pool:
-            list(pool.map(place, files))
+        if placement == "hardlink":
+            for record in files:
+                place(record)
+        else:
+            with ThreadPoolExecutor(WORKERS) as pool:
+                list(pool.map(place, files))
         for record in manifest.records:
             if record.kind == "symlink":
-                dest = workspace / record.path
-                dest.parent.mkdir(parents=True, exist_ok=True)
+                make_parent(record.path)
+                dest = os.path.join(root, record.path)
                 with contextlib.suppress(FileNotFoundError):
-                    dest.unlink()
-                dest.symlink_to(record.target)
+                    os.unlink(dest)
+                os.symlink(record.target, dest)
         for record in reversed(dirs):  # deepest first, after their contents are in
-            os.chmod(workspace / record.path, record.mode & 0o7777)
+            os.chmod(os.path.join(root, record.path), record.mode & 0o7777)
 
     # -- save -----------------------------------------------------------------------------------
 
@@ -253,7 +269,8 @@ class Store:
                 return Record("dir", relative, mode=st.st_mode & 0o7777), 0
             stored = self.blobs.put(path, st.st_mode)
             return Record("file", relative, mode=st.st_mode & 0o7777, size=stored.size,
-                          digest=stored.digest, mtime_ns=st.st_mtime_ns), stored.new_bytes
+                          digest=stored.digest, mtime_ns=st.st_mtime_ns,
+                          blob_mtime_ns=stored.blob_mtime_ns), stored.new_bytes
 
         with ThreadPoolExecutor(WORKERS) as pool:
             results = list(pool.map(record_for, matched))
