@@ -8,7 +8,6 @@ edit a file in place gets EACCES instead of silently corrupting every entry that
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import hashlib
@@ -49,10 +48,15 @@ class Stored:
 class Blobs:
     def __init__(self, root: Path) -> None:
         self.dir = root / "blobs"
+        self._dir = str(self.dir)
         self.tmp = root / "tmp"
 
     def path(self, name: str) -> Path:
-        return self.dir / name[:2] / name
+        return Path(self.location(name))
+
+    def location(self, name: str) -> str:
+        """The blob's path as a string: restores call this per file, where pathlib's cost shows."""
+        return f"{self._dir}/{name[:2]}/{name}"
 
     def _publish(self, tmp: Path, digest: str, mode: int) -> Stored:
         """Link tmp into place; no new bytes if another writer got there first."""
@@ -107,7 +111,7 @@ class Blobs:
 
     def _existing(self, digest: str, mode: int) -> Stored | None:
         try:
-            st = os.stat(self.path(blob_name(digest, mode)))
+            st = os.stat(self.location(blob_name(digest, mode)))
         except FileNotFoundError:
             return None
         return Stored(digest, st.st_size, 0, st.st_mtime_ns)
@@ -116,7 +120,7 @@ class Blobs:
         """Stat a blob: unchanged size and mtime mean no write touched it since it was saved. Anything
         else is settled by re-hashing it (a `touch` is harmless, a flipped byte is not)."""
         try:
-            st = os.stat(self.path(name))
+            st = os.stat(self.location(name))
         except FileNotFoundError as exc:
             raise BlobMissing(name) from exc
         if st.st_size != size or st.st_mtime_ns != mtime_ns:
@@ -146,17 +150,24 @@ class Blobs:
         except FileNotFoundError:
             return 0
 
-    def place(self, name: str, dest: Path, mode: int, mtime_ns: int, how: Placement) -> None:
-        """Put a blob's content at dest: a hardlink, a reflink, or a kernel-side copy."""
-        source = self.path(name)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(dest)
+    def place(self, name: str, dest: str, mode: int, mtime_ns: int, how: Placement) -> None:
+        """Put a blob's content at dest (replacing what is there): a hardlink, a reflink, or a
+        kernel-side copy with the recorded mode and mtime."""
+        source = self.location(name)
         if how == "hardlink":
-            os.link(source, dest)
+            try:
+                os.link(source, dest)
+            except FileExistsError:
+                os.unlink(dest)
+                os.link(source, dest)
             return
         src_fd = os.open(source, os.O_RDONLY)
         try:
-            dst_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o7777)
+            try:
+                dst_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o7777)
+            except FileExistsError:
+                os.unlink(dest)
+                dst_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o7777)
             try:
                 if how == "reflink":
                     fcntl.ioctl(dst_fd, FICLONE, src_fd)

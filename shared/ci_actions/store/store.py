@@ -212,7 +212,7 @@ class Store:
 
         def place(record: Record) -> None:
             how = "copy" if placement == "hardlink" and edited_in_place(record.path) else placement
-            self.blobs.place(blob_name(record.digest, record.mode), Path(root, record.path),
+            self.blobs.place(blob_name(record.digest, record.mode), os.path.join(root, record.path),
                              record.mode, record.mtime_ns, how)
 
         if placement == "hardlink":
