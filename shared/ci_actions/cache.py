@@ -7,6 +7,7 @@ a path outside the workspace) raises.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import time
 from collections.abc import Sequence
@@ -94,10 +95,11 @@ def restore(spec: CacheSpec, *, link_mode: str = "auto", lookup_only: bool = Fal
                 continue
             outcome.matched_key, outcome.files, outcome.bytes = header.key, result.files, result.bytes
             break
-        store.record_lookup(spec.key, outcome.matched_key, outcome.hit)
     except (OSError, filelock.Timeout) as exc:
         outcome.warnings.append(f"Failed to restore: {_cache_trouble(exc)}")
         outcome.matched_key, outcome.files, outcome.bytes = None, 0, 0
+    with contextlib.suppress(OSError):  # the hit-rate log is best effort (a full disk, say)
+        store.record_lookup(spec.key, outcome.matched_key, outcome.hit)
     outcome.seconds = time.monotonic() - started
     return outcome
 

@@ -197,5 +197,15 @@ def reflink_works(source: Path, dest_dir: Path) -> bool:
 
 
 def _copy(src_fd: int, dst_fd: int) -> None:
-    while os.copy_file_range(src_fd, dst_fd, 1 << 30):
-        pass
+    """In-kernel copy: copy_file_range on one filesystem, sendfile where that is refused (across
+    filesystems on most kernels, e.g. a store on another disk than the workspace)."""
+    try:
+        while os.copy_file_range(src_fd, dst_fd, 1 << 30):
+            pass
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise
+    offset = os.lseek(dst_fd, 0, os.SEEK_CUR)
+    while sent := os.sendfile(dst_fd, src_fd, offset, 1 << 30):
+        offset += sent
