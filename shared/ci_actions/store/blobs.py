@@ -1,23 +1,25 @@
 """Content-addressed blobs: one read-only file per (sha256, executable bit), shared by every entry.
 
-A blob is written to the store's own tmp directory and published with ``link()``, which fails if the
-name exists: two writers of the same content cannot tear each other's file, and a reader never sees a
-partial one. Blobs are read-only (0444, or 0555 when executable), so a hardlinked restore that tries to
-edit a file in place gets EACCES instead of silently corrupting every entry that shares it.
+A blob is written as an unnamed file (O_TMPFILE) and published with ``link()``, which fails if the
+name exists: two writers of the same content cannot tear each other's file, a reader never sees a
+partial one, and a crash or a full disk leaves nothing behind. Blobs are read-only (0444, or 0555
+when executable), so a hardlinked restore that tries to edit a file in place gets EACCES instead of
+silently corrupting every entry that shares it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
 CHUNK = 1024 * 1024
 SMALL_FILE = 8 * CHUNK  # read whole: one read, hashed and written from memory, no race with writers
@@ -51,63 +53,89 @@ class Blobs:
         self._dir = str(self.dir)
         self.tmp = root / "tmp"
 
+    def create_layout(self) -> None:
+        """The 256 shard directories, once, instead of a mkdir per blob."""
+        for shard in range(256):
+            os.makedirs(f"{self._dir}/{shard:02x}", exist_ok=True)
+
     def path(self, name: str) -> Path:
         return Path(self.location(name))
 
     def location(self, name: str) -> str:
-        """The blob's path as a string: restores call this per file, where pathlib's cost shows."""
+        """The blob's path as a string: saves and restores call this per file, where pathlib costs."""
         return f"{self._dir}/{name[:2]}/{name}"
 
-    def _publish(self, tmp: Path, digest: str, mode: int) -> Stored:
-        """Link tmp into place; no new bytes if another writer got there first."""
-        tmp.chmod(0o555 if mode & 0o111 else 0o444)
-        final = self.path(blob_name(digest, mode))
-        final.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(tmp, final)
-            st = final.stat()
-            return Stored(digest, st.st_size, st.st_size, st.st_mtime_ns)
-        except FileExistsError:
-            st = final.stat()
-            return Stored(digest, st.st_size, 0, st.st_mtime_ns)
-
     @contextmanager
-    def _staging(self) -> Iterator[Path]:
-        """A temp file in the store's tmp dir, removed whatever happens (a publish links it first)."""
-        tmp = self.tmp / f"blob-{secrets.token_hex(8)}"
+    def _new_file(self) -> Iterator[tuple[int, Callable[[str], None]]]:
+        """An unnamed file in the store (O_TMPFILE) and a function that links it in under a name.
+        Nothing named exists until that link, so a crash or a full disk leaves nothing behind.
+        Filesystems without O_TMPFILE get a named file in tmp/, removed afterwards."""
+        tmp = None
         try:
-            yield tmp
-        finally:
-            tmp.unlink(missing_ok=True)
+            fd = os.open(self._dir, os.O_TMPFILE | os.O_WRONLY, 0o444)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+            tmp = f"{self.tmp}/blob-{secrets.token_hex(8)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
 
-    def put(self, source: Path, mode: int) -> Stored:
+        def link(final: str) -> None:
+            if tmp:
+                os.link(tmp, final)
+                return
+            # linkat(AT_SYMLINK_FOLLOW) on the /proc magic link names the unnamed file; os.link only
+            # uses linkat when given a dir fd. /proc/self is resolved now, never cached across a fork.
+            proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.link(str(fd), final, src_dir_fd=proc, follow_symlinks=True)
+            finally:
+                os.close(proc)
+
+        try:
+            yield fd, link
+        finally:
+            os.close(fd)
+            if tmp:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+
+    def _publish(self, fd: int, link: Callable[[str], None], digest: str, mode: int) -> Stored:
+        """Make the written file read-only and link it in; no new bytes if another writer won."""
+        os.fchmod(fd, 0o555 if mode & 0o111 else 0o444)
+        st = os.fstat(fd)
+        try:
+            link(self.location(blob_name(digest, mode)))
+        except FileExistsError:
+            return self._existing(digest, mode) or Stored(digest, st.st_size, 0, st.st_mtime_ns)
+        return Stored(digest, st.st_size, st.st_size, st.st_mtime_ns)
+
+    def put(self, source: str, mode: int) -> Stored:
         """Store a file's content; a blob that exists already is left as it is."""
-        with source.open("rb") as handle:
-            data = handle.read(SMALL_FILE + 1)
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            data = _read_up_to(fd, SMALL_FILE + 1)
             if len(data) > SMALL_FILE:
-                return self._put_large(handle, data, mode)
+                return self._put_large(fd, data, mode)
+        finally:
+            os.close(fd)
         digest = hashlib.sha256(data).hexdigest()
         existing = self._existing(digest, mode)
         if existing:
             return existing
-        with self._staging() as tmp:
-            with tmp.open("xb") as out:
-                out.write(data)
-            return self._publish(tmp, digest, mode)
+        with self._new_file() as (out, link):
+            _write_all(out, data)
+            return self._publish(out, link, digest, mode)
 
-    def _put_large(self, handle: BinaryIO, head: bytes, mode: int) -> Stored:
-        """Stream a big file: hash while copying to staging, so it is read once."""
+    def _put_large(self, fd: int, head: bytes, mode: int) -> Stored:
+        """Stream a big file into the store while hashing it, so it is read once; name it after."""
         hasher = hashlib.sha256(head)
-        size = len(head)
-        with self._staging() as tmp:
-            with tmp.open("xb") as out:
-                out.write(head)
-                while chunk := handle.read(CHUNK):
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
+        with self._new_file() as (out, link):
+            _write_all(out, head)
+            while chunk := os.read(fd, CHUNK):
+                hasher.update(chunk)
+                _write_all(out, chunk)
             digest = hasher.hexdigest()
-            return self._existing(digest, mode) or self._publish(tmp, digest, mode)
+            return self._existing(digest, mode) or self._publish(out, link, digest, mode)
 
     def _existing(self, digest: str, mode: int) -> Stored | None:
         try:
@@ -181,6 +209,20 @@ class Blobs:
             os.close(src_fd)
 
 
+def _read_up_to(fd: int, size: int) -> bytes:
+    parts, got = [], 0
+    while got < size and (chunk := os.read(fd, size - got)):
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def reflink_works(source: Path, dest_dir: Path) -> bool:
     """Probe once whether dest_dir's filesystem can clone source's blocks (btrfs, XFS, bcachefs)."""
     probe = dest_dir / f".ci-actions-reflink-probe-{secrets.token_hex(4)}"
@@ -199,13 +241,15 @@ def reflink_works(source: Path, dest_dir: Path) -> bool:
 def _copy(src_fd: int, dst_fd: int) -> None:
     """In-kernel copy: copy_file_range on one filesystem, sendfile where that is refused (across
     filesystems on most kernels, e.g. a store on another disk than the workspace)."""
+    size = os.fstat(src_fd).st_size
     try:
-        while os.copy_file_range(src_fd, dst_fd, 1 << 30):
-            pass
+        copied = 0
+        while copied < size and (step := os.copy_file_range(src_fd, dst_fd, size - copied)):
+            copied += step
         return
     except OSError as exc:
         if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
             raise
     offset = os.lseek(dst_fd, 0, os.SEEK_CUR)
-    while sent := os.sendfile(dst_fd, src_fd, offset, 1 << 30):
+    while offset < size and (sent := os.sendfile(dst_fd, src_fd, offset, size - offset)):
         offset += sent

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fnmatch
 import hashlib
 import json
 import os
+import re
 import secrets
+import stat
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 
 import filelock
@@ -36,7 +38,7 @@ from ci_actions.store.eviction import EntryUse, Eviction, plan_eviction
 from ci_actions.store.keys import Candidate, choose
 from ci_actions.store.manifest import Header, Manifest, ManifestError, Record
 
-WORKERS = max(4, 2 * (os.cpu_count() or 1))
+WORKERS = max(2, os.cpu_count() or 1)
 LOCK_TIMEOUT = 120.0  # saves and restores wait this long for a prune to finish
 PRUNE_WAIT = 10.0  # a prune gives way sooner: the next save will try again
 # Files that tools rewrite in place: a hardlink would let them write through into the store.
@@ -79,8 +81,11 @@ def _syncfs(path: Path) -> None:
         os.close(fd)
 
 
+_EDITED_IN_PLACE = re.compile("|".join(fnmatch.translate(p) for p in EDITED_IN_PLACE))
+
+
 def edited_in_place(path: str) -> bool:
-    return any(fnmatchcase(path, pattern) for pattern in EDITED_IN_PLACE)
+    return _EDITED_IN_PLACE.match(path) is not None
 
 
 class Store:
@@ -93,8 +98,9 @@ class Store:
     # -- layout ---------------------------------------------------------------------------------
 
     def _init(self) -> None:
-        for directory in (self.blobs.dir, self.entries_dir, self.tmp):
+        for directory in (self.entries_dir, self.tmp):
             directory.mkdir(parents=True, exist_ok=True)
+        self.blobs.create_layout()
 
     def _gc_lock(self, timeout: float = LOCK_TIMEOUT) -> filelock.ReadWriteLock:
         return filelock.ReadWriteLock(self.root / "gc.lock", timeout=timeout, is_singleton=False)
@@ -218,9 +224,8 @@ class Store:
         if placement == "hardlink":
             for record in files:
                 place(record)
-        else:
-            with ThreadPoolExecutor(WORKERS) as pool:
-                list(pool.map(place, files))
+        else:  # copies wait on the disk: a few threads, each with its own slice
+            _in_slices(files, lambda part: [place(r) for r in part])
         for record in manifest.records:
             if record.kind == "symlink":
                 make_parent(record.path)
@@ -260,20 +265,24 @@ class Store:
                           time.monotonic() - started)
 
     def _store_tree(self, workspace: Path, matched: Sequence[Path]) -> tuple[list[Record], int]:
-        def record_for(path: Path) -> tuple[Record, int]:
-            relative = path.relative_to(workspace).as_posix()
-            st = path.lstat()
-            if path.is_symlink():
+        """Records for the matched paths (blobs stored for files), on a few threads, each taking a
+        contiguous slice so that the order of records is the order of paths."""
+        root = len(str(workspace)) + 1
+
+        def record_for(path: str) -> tuple[Record, int]:
+            relative = path[root:]
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
                 return Record("symlink", relative, target=os.readlink(path)), 0
-            if path.is_dir():
+            if stat.S_ISDIR(st.st_mode):
                 return Record("dir", relative, mode=st.st_mode & 0o7777), 0
             stored = self.blobs.put(path, st.st_mode)
             return Record("file", relative, mode=st.st_mode & 0o7777, size=stored.size,
                           digest=stored.digest, mtime_ns=st.st_mtime_ns,
                           blob_mtime_ns=stored.blob_mtime_ns), stored.new_bytes
 
-        with ThreadPoolExecutor(WORKERS) as pool:
-            results = list(pool.map(record_for, matched))
+        paths = [str(p) for p in matched]
+        results = _in_slices(paths, lambda part: [record_for(p) for p in part])
         return [r for r, _ in results], sum(n for _, n in results)
 
     def _publish(self, manifest: Manifest, final: Path, update: bool) -> bool:
@@ -400,6 +409,14 @@ class PruneReport:
     evicted: list[Eviction]
     blobs_removed: int
     bytes_freed: int
+
+
+def _in_slices(items: list, work: Callable[[list], list]) -> list:
+    """Run `work` over WORKERS contiguous slices of `items` in threads; results in input order."""
+    size = -(-len(items) // WORKERS) or 1
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return [r for part in pool.map(work, [items[i:i + size] for i in range(0, len(items), size)])
+                for r in part]
 
 
 def _fsync_dir(directory: Path) -> None:
