@@ -83,17 +83,18 @@ def _literal_root(pattern: str) -> str:
     return "/".join(parts)
 
 
-def _children(directory: Path) -> list[Path]:
+def _children(directory: str) -> list[tuple[str, bool]]:
+    """(path, is a real directory) for each child, names sorted; d_type spares a stat per child."""
     with os.scandir(directory) as it:
-        return [directory / name for name in sorted(entry.name for entry in it)]
-
-
-def _is_real_dir(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink()
+        entries = sorted(it, key=lambda e: e.name)
+    return [(entry.path, entry.is_dir(follow_symlinks=False)) for entry in entries]
 
 
 def match_paths(lines: Sequence[str], workspace: Path) -> list[Path]:
-    """Everything the `path` lines select under workspace (see the module docstring)."""
+    """Everything the `path` lines select under workspace (see the module docstring).
+
+    Walks with strings and scandir: this runs over every file of a node_modules on each save.
+    """
     workspace = workspace.resolve()
     positives, negatives = [], []
     for raw in lines:
@@ -104,35 +105,36 @@ def match_paths(lines: Sequence[str], workspace: Path) -> list[Path]:
         pattern = _relative(line[1:].strip() if negate else line, workspace)
         (negatives if negate else positives).append(pattern)
     excluded = [compile_pattern(p) for p in negatives]
-    chosen: dict[Path, None] = {}  # insertion-ordered set
+    root = str(workspace)
+    cut = len(root) + 1
+    chosen: dict[str, None] = {}  # insertion-ordered set
 
-    def relative(path: Path) -> str:
-        return path.relative_to(workspace).as_posix()
+    def dropped(path: str) -> bool:
+        return any(rx.fullmatch(path[cut:]) for rx in excluded)
 
-    def dropped(path: Path) -> bool:
-        return any(rx.fullmatch(relative(path)) for rx in excluded)
-
-    def take(path: Path) -> None:
+    def take(path: str, real_dir: bool) -> None:
         """A match, taken whole: the path and everything below it that no `!` line drops."""
-        if path in chosen or dropped(path):
+        if path in chosen or (excluded and dropped(path)):
             return
         chosen[path] = None
-        if _is_real_dir(path):
-            for child in _children(path):
-                take(child)
+        if real_dir:
+            for child, child_is_dir in _children(path):
+                take(child, child_is_dir)
 
-    def search(directory: Path, regex: re.Pattern[str]) -> None:
-        for path in _children(directory):
-            if regex.fullmatch(relative(path)):
-                take(path)
-            elif _is_real_dir(path) and not dropped(path):
+    def search(directory: str, regex: re.Pattern[str]) -> None:
+        for path, real_dir in _children(directory):
+            if regex.fullmatch(path[cut:]):
+                take(path, real_dir)
+            elif real_dir and not dropped(path):
                 search(path, regex)
 
     for pattern in positives:
-        root = workspace / _literal_root(pattern)
-        if pattern == _literal_root(pattern):
-            if os.path.lexists(root):
-                take(root)
-        elif _is_real_dir(root):
-            search(root, compile_pattern(pattern))
-    return list(chosen)
+        literal = _literal_root(pattern)
+        start = os.path.normpath(os.path.join(root, literal))
+        real_dir = os.path.isdir(start) and not os.path.islink(start)
+        if pattern == literal:
+            if os.path.lexists(start):
+                take(start, real_dir)
+        elif real_dir:
+            search(start, compile_pattern(pattern))
+    return [Path(p) for p in chosen]
