@@ -69,6 +69,14 @@ def get_boolean_input(name: str, *, default: bool = False) -> bool:
     raise InputError(f"Input '{name}' is not a boolean: {value!r}. Use one of: {spellings}")
 
 
+def get_choice_input(name: str, choices: tuple[str, ...], *, default: str) -> str:
+    """One of a fixed set of words; anything else names the input and the choices."""
+    value = get_input(name, default=default)
+    if value not in choices:
+        raise InputError(f"Input '{name}' is {value!r}; use one of: {', '.join(choices)}")
+    return value
+
+
 def _append_file_command(var: str, text: str) -> bool:
     path = os.environ.get(var)
     if not path:

@@ -7,6 +7,7 @@ when the store no longer has it (evicted, or dropped as damaged).
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import shutil
 import subprocess
@@ -14,7 +15,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ci_actions import cache
+from ci_actions import artifact, cache
+from ci_actions.store.store import LINK_MODES
 
 LAYERS = ("all", "prod")
 LOG_EDGE = 12  # lines kept from each end of a failed command's output: tools put the cause first
@@ -42,6 +44,20 @@ class EntryResult:
     hit: bool
     seconds: float
     warnings: list[str] = field(default_factory=list)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags `workspace prepare` and `workspace restore` share: where, which run, how."""
+    parser.add_argument("--workspace-root", type=Path, default=artifact.default_root())
+    parser.add_argument("--cache-dir", type=Path, default=cache.default_cache_dir())
+    parser.add_argument("--link-mode", choices=LINK_MODES, default="auto")
+    parser.add_argument("--repository", default="local")
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--attempt", type=int, default=1)
+
+
+def run_of(args: argparse.Namespace) -> artifact.RunId:
+    return artifact.RunId(args.repository, args.run_id, args.attempt)
 
 
 def to_metadata(entries: list[StoreEntry]) -> dict:

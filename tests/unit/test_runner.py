@@ -175,3 +175,11 @@ def test_fail_prints_one_error_line_and_exits_1(capsys):
     assert caught.value.code == 1
     out = capsys.readouterr().out
     assert re.findall(r"^::error::.*$", out, re.M) == ["::error::Input required and not supplied: key"]
+
+
+def test_choice_input_names_the_choices(monkeypatch):
+    monkeypatch.setenv("INPUT_LINK_MODE", "symlink")
+    with pytest.raises(runner.InputError, match=r"Input 'link-mode' is 'symlink'; use one of: auto, copy"):
+        runner.get_choice_input("link-mode", ("auto", "copy", "hardlink"), default="auto")
+    monkeypatch.setenv("INPUT_LINK_MODE", "")
+    assert runner.get_choice_input("link-mode", ("auto", "copy"), default="auto") == "auto"

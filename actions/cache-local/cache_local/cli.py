@@ -12,11 +12,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from cache_local.inputs import DEFAULT_MAX_AGE, DEFAULT_MAX_SIZE, LINK_MODES
+from cache_local.inputs import DEFAULT_MAX_AGE, DEFAULT_MAX_SIZE
 from ci_actions import cache
 from ci_actions.paths import PathError
 from ci_actions.store.keys import InvalidKey
-from ci_actions.store.store import Store
+from ci_actions.store.store import LINK_MODES, Store
 from ci_actions.units import parse_duration, parse_size
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from ci_actions import runner
 from ci_actions.cache import CacheSpec, default_cache_dir
+from ci_actions.store.store import LINK_MODES
 from ci_actions.units import parse_duration, parse_size
 
-LINK_MODES = ("auto", "copy", "hardlink")
 DEFAULT_MAX_SIZE = "10G"  # actions/cache's per-repository budget
 DEFAULT_MAX_AGE = "7d"  # and its eviction of entries unused for a week
 
@@ -26,10 +26,7 @@ def spec(*, with_restore_keys: bool) -> CacheSpec:
 
 
 def link_mode() -> str:
-    mode = runner.get_input("link-mode", default="auto")
-    if mode not in LINK_MODES:
-        raise runner.InputError(f"Input 'link-mode' is {mode!r}; use one of: {', '.join(LINK_MODES)}")
-    return mode
+    return runner.get_choice_input("link-mode", LINK_MODES, default="auto")
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from ci_actions import artifact, cache
 from ci_actions.artifact import ArtifactError
 from ci_actions.units import parse_duration
-from ci_actions.workspace import WorkspaceError
+from ci_actions.workspace import WorkspaceError, add_run_arguments, run_of
 from prepare_workspace.prepare import PrepareRequest, prepare
 
 
@@ -23,14 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prod-layer", action="store_true")
     parser.add_argument("--prisma-schema", action="append", default=[], dest="prisma_schemas")
     parser.add_argument("--prisma-generate-command", default="")
-    parser.add_argument("--workspace-root", type=Path, default=artifact.default_root())
-    parser.add_argument("--cache-dir", type=Path, default=cache.default_cache_dir())
     parser.add_argument("--exclude", action="append", default=None)
     parser.add_argument("--retention", default="1d")
-    parser.add_argument("--link-mode", choices=("auto", "copy", "hardlink"), default="auto")
-    parser.add_argument("--repository", default="local")
-    parser.add_argument("--run-id", required=True)
-    parser.add_argument("--attempt", type=int, default=1)
+    add_run_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -43,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir.resolve(), workspace_root=args.workspace_root.resolve(),
         exclude=args.exclude or ["node_modules"],
         retention=parse_duration(args.retention, name="--retention"), link_mode=args.link_mode,
-        run=artifact.RunId(args.repository, args.run_id, args.attempt))
+        run=run_of(args))
     try:
         report = prepare(request)
     except (WorkspaceError, ArtifactError) as exc:

@@ -6,10 +6,9 @@ import shlex
 from pathlib import Path
 
 from ci_actions import artifact, cache, runner
+from ci_actions.store.store import LINK_MODES
 from ci_actions.units import parse_duration
 from prepare_workspace.prepare import PrepareRequest
-
-LINK_MODES = ("auto", "copy", "hardlink")
 
 
 def _command(name: str, default: str) -> list[str]:
@@ -29,9 +28,6 @@ def _directory(name: str, default: Path) -> Path:
 
 
 def request() -> PrepareRequest:
-    link_mode = runner.get_input("link-mode", default="auto")
-    if link_mode not in LINK_MODES:
-        raise runner.InputError(f"Input 'link-mode' is {link_mode!r}; use one of: {', '.join(LINK_MODES)}")
     generate = runner.get_input("prisma-generate-command")
     try:
         retention = parse_duration(runner.get_input("retention", default="1d"), name="retention")
@@ -49,6 +45,6 @@ def request() -> PrepareRequest:
         workspace_root=_directory("workspace-root", artifact.default_root()),
         exclude=runner.get_multiline_input("exclude") or ["node_modules"],
         retention=retention,
-        link_mode=link_mode,
+        link_mode=runner.get_choice_input("link-mode", LINK_MODES, default="auto"),
         run=artifact.RunId(context.repository, context.run_id, context.attempt),
     )

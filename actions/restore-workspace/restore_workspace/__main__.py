@@ -4,17 +4,9 @@ from pathlib import Path
 
 from ci_actions import artifact, cache, runner
 from ci_actions.artifact import ArtifactError
+from ci_actions.store.store import LINK_MODES
 from ci_actions.workspace import LAYERS, WorkspaceError
 from restore_workspace.restore import RestoreReport, RestoreRequest, restore_workspace
-
-LINK_MODES = ("auto", "copy", "hardlink")
-
-
-def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = runner.get_input(name, default=default)
-    if value not in allowed:
-        raise runner.InputError(f"Input '{name}' is {value!r}; use one of: {', '.join(allowed)}")
-    return value
 
 
 def request() -> RestoreRequest:
@@ -24,8 +16,8 @@ def request() -> RestoreRequest:
         workspace=runner.workspace(),
         workspace_root=Path(root).expanduser() if root else artifact.default_root(),
         cache_dir=Path(cache_dir).expanduser() if cache_dir else cache.default_cache_dir(),
-        layer=_choice("layer", "all", LAYERS),
-        link_mode=_choice("link-mode", "auto", LINK_MODES),
+        layer=runner.get_choice_input("layer", LAYERS, default="all"),
+        link_mode=runner.get_choice_input("link-mode", LINK_MODES, default="auto"),
         run=artifact.RunId(context.repository, context.run_id, context.attempt),
     )
 

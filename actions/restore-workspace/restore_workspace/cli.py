@@ -7,9 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from ci_actions import artifact, cache
 from ci_actions.artifact import ArtifactError
-from ci_actions.workspace import LAYERS, WorkspaceError
+from ci_actions.workspace import LAYERS, WorkspaceError, add_run_arguments, run_of
 from restore_workspace.restore import RestoreRequest, restore_workspace
 
 
@@ -18,19 +17,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workspace", type=Path, required=True,
                         help="its contents are replaced, as a clean checkout would")
     parser.add_argument("--layer", choices=LAYERS, default="all")
-    parser.add_argument("--workspace-root", type=Path, default=artifact.default_root())
-    parser.add_argument("--cache-dir", type=Path, default=cache.default_cache_dir())
-    parser.add_argument("--link-mode", choices=("auto", "copy", "hardlink"), default="auto")
-    parser.add_argument("--repository", default="local")
-    parser.add_argument("--run-id", required=True)
-    parser.add_argument("--attempt", type=int, default=1)
+    add_run_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     request = RestoreRequest(args.workspace.resolve(), args.workspace_root.resolve(),
                              args.cache_dir.resolve(), args.layer, args.link_mode,
-                             artifact.RunId(args.repository, args.run_id, args.attempt))
+                             run_of(args))
     try:
         report = restore_workspace(request)
     except (WorkspaceError, ArtifactError) as exc:

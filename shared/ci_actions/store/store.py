@@ -38,6 +38,7 @@ from ci_actions.store.eviction import EntryUse, Eviction, plan_eviction
 from ci_actions.store.keys import Candidate, choose
 from ci_actions.store.manifest import Header, Manifest, ManifestError, Record
 
+LINK_MODES = ("auto", "copy", "hardlink")  # see docs/store-format.md, "Restore placement"
 WORKERS = max(2, os.cpu_count() or 1)
 LOCK_TIMEOUT = 120.0  # saves and restores wait this long for a prune to finish
 PRUNE_WAIT = 10.0  # a prune gives way sooner: the next save will try again
