@@ -44,9 +44,9 @@ def fresh_app(root: Path) -> Path:
     return workspace
 
 
-def timed(action, *args) -> float:
+def timed(action, *args, **kwargs) -> float:
     started = time.perf_counter()
-    action(*args)
+    action(*args, **kwargs)
     return time.perf_counter() - started
 
 
@@ -108,6 +108,8 @@ def one_round(root: Path, n: int) -> dict[str, tuple[float, float]]:
     result["pack"] = (timed(pack, tree, ours, run=RunId("b/b", str(n), 1), exclude=[]),
                       timed(cli_pack, tree, cli))
     result["unpack"] = (timed(unpack, ours, root / "ours-out"), timed(cli_unpack, cli, root / "cli-out"))
+    samples = ", ".join(f"{k} {o:.2f}s/{t:.2f}s" for k, (o, t) in result.items())
+    print(f"round {n + 1} (ours/theirs): {samples}", flush=True)
     return result
 
 

@@ -93,21 +93,27 @@ def _excluded(relative: str, exclude: Sequence[str]) -> bool:
                for name in exclude)
 
 
-def walk(workspace: Path, exclude: Sequence[str]) -> Iterator[Path]:
-    """Everything to pack, pre-order, names sorted; symlinks are not followed."""
-    for dirpath, dirnames, filenames in os.walk(workspace):
-        base = Path(dirpath)
-        keep = []
-        for name in sorted(dirnames):
-            relative = (base / name).relative_to(workspace).as_posix()
-            if _excluded(relative, exclude):
+def walk(workspace: Path, exclude: Sequence[str]) -> Iterator[tuple[str, int | None]]:
+    """(relative path, size if a regular file) for everything to pack: pre-order, names sorted,
+    symlinks not followed; one scandir per directory and one lstat per file."""
+    cut = len(str(workspace)) + 1
+
+    def visit(directory: str) -> Iterator[tuple[str, int | None]]:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            relative = entry.path[cut:]
+            if exclude and _excluded(relative, exclude):
                 continue
-            keep.append(name)
-            yield base / name
-        dirnames[:] = [n for n in keep if not (base / n).is_symlink()]
-        for name in sorted(filenames):
-            if not _excluded((base / name).relative_to(workspace).as_posix(), exclude):
-                yield base / name
+            if entry.is_dir(follow_symlinks=False):
+                yield relative, None
+                yield from visit(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                yield relative, entry.stat(follow_symlinks=False).st_size
+            else:
+                yield relative, None
+
+    yield from visit(str(workspace))
 
 
 class _HashingWriter:
@@ -137,11 +143,10 @@ def pack(workspace: Path, destination: Path, *, run: RunId, exclude: Sequence[st
     names = destination / f".names.{secrets.token_hex(4)}"
     files: dict[str, int] = {}
     with names.open("wb") as listing:
-        for path in walk(workspace, exclude):
-            relative = path.relative_to(workspace).as_posix()
+        for relative, size in walk(workspace, exclude):
             listing.write(os.fsencode(relative) + b"\0")
-            if path.is_file() and not path.is_symlink():
-                files[relative] = path.stat().st_size
+            if size is not None:
+                files[relative] = size
     try:
         tar = subprocess.Popen([*TAR_CREATE, "-C", str(workspace), f"--files-from={names}"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
