@@ -8,11 +8,14 @@ Run: .venv/bin/python bench/bench_workspace.py [--rounds N]   (after scripts/set
 3. pack and unpack throughput / `tar -c | zstd -T0 -3` and `zstd -dc | tar -x` on the same tree
    (the prepared app with its node_modules)                                                target >= 0.8x
 npm's own download cache (~/.npm) is warm for every install on both sides, as on a real runner.
+`--loop-ext4 GB` (root) runs the rounds on a fresh journaled ext4 loop mount (see bench_cache.py for why
+this VM's own root filesystem inflates file-creation times).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -25,6 +28,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 for package in ("shared", "actions/prepare-workspace", "actions/restore-workspace"):
     sys.path.insert(0, str(REPO_ROOT / package))
+
+from bench_cache import loop_ext4  # noqa: E402
 
 from ci_actions.artifact import RunId, pack, unpack  # noqa: E402
 from prepare_workspace.prepare import PrepareRequest, prepare  # noqa: E402
@@ -116,11 +121,13 @@ def one_round(root: Path, n: int) -> dict[str, tuple[float, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--loop-ext4", type=float, metavar="GB")
     args = parser.parse_args()
     rounds = []
-    for n in range(args.rounds):
-        with tempfile.TemporaryDirectory(prefix="ci-actions-bench-ws-") as tmp:
-            rounds.append(one_round(Path(tmp), n))
+    with loop_ext4(args.loop_ext4) if args.loop_ext4 else contextlib.nullcontext(None) as mount:
+        for n in range(args.rounds):
+            with tempfile.TemporaryDirectory(prefix="ci-actions-bench-ws-", dir=mount) as tmp:
+                rounds.append(one_round(Path(tmp), n))
     print(f"example app (backend + frontend + Prisma); median of {args.rounds} rounds")
     print(f"{'measure':58} {'ours':>8} {'theirs':>8} {'ratio':>6}  target")
     labels = {
