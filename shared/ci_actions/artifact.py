@@ -128,7 +128,9 @@ class _HashingWriter:
         return self.target.write(data)
 
 
-TAR_CREATE = ["tar", "--create", "--file=-", "--format=posix", "--pax-option=delete=atime,delete=ctime",
+# PAX without the per-file extended header that sub-second times would need: mtimes kept to the second.
+TAR_CREATE = ["tar", "--create", "--file=-", "--format=posix",
+              "--pax-option=delete=atime,delete=ctime,delete=mtime",
               "--numeric-owner", "--owner=0", "--group=0", "--no-recursion", "--null"]
 TAR_EXTRACT = ["tar", "--extract", "--file=-", "--no-same-owner", "--delay-directory-restore"]
 
