@@ -7,7 +7,7 @@ reused by later runs. Each round alternates which side goes first and measures:
 - save:              cache.save() into a fresh store      vs  tar --posix -cf - node_modules | zstd -T0 -3
 - restore, copy:     cache.restore(link_mode="copy")      vs  zstd -dc x.tar.zst | tar -x  (empty dirs)
 - restore, hardlink: cache.restore(link_mode="hardlink")  vs  the same extract, measured again
-- changed package:   SaveOutcome.new_bytes of a save under a second key after one package changed,
+- changed package:   SaveResult.new_bytes of a save under a second key after one package changed,
                      against the entry's total bytes (tar would store the whole archive again)
 - verify:            Store(root).verify()                 vs  find blobs -type f -print0 | xargs -0 sha256sum
 

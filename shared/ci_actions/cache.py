@@ -18,7 +18,7 @@ import filelock
 
 from ci_actions.paths import match_paths
 from ci_actions.store.keys import cache_version, is_exact_match, validate_key, validate_keys
-from ci_actions.store.store import EntryBroken, PruneReport, Store
+from ci_actions.store.store import EntryBroken, PruneReport, SaveResult, Store
 
 
 def default_cache_dir() -> Path:
@@ -52,17 +52,6 @@ class RestoreOutcome:
     def hit(self) -> bool:
         """`cache-hit`: true only when the primary key itself matched."""
         return is_exact_match(self.primary_key, self.matched_key)
-
-
-@dataclass
-class SaveOutcome:
-    saved: bool
-    message: str
-    files: int = 0
-    bytes: int = 0
-    new_bytes: int = 0
-    seconds: float = 0.0
-    warnings: list[str] = field(default_factory=list)
 
 
 def _cache_trouble(exc: Exception) -> str:
@@ -104,20 +93,18 @@ def restore(spec: CacheSpec, *, link_mode: str = "auto", lookup_only: bool = Fal
     return outcome
 
 
-def save(spec: CacheSpec, *, update: bool = False) -> SaveOutcome:
+def save(spec: CacheSpec, *, update: bool = False) -> SaveResult:
     """Save the matched paths under the key, unless the key exists (keys are immutable) or `update`."""
     validate_key(spec.key)
     matched = match_paths(spec.paths, spec.workspace)
     if not matched:
-        return SaveOutcome(False, "Path Validation Error: none of the paths exist, so no cache was saved: "
+        return SaveResult(False, "Path Validation Error: none of the paths exist, so no cache was saved: "
                                   + ", ".join(spec.paths))
     try:
-        result = Store(spec.cache_dir).save(spec.key, spec.version, spec.paths, spec.workspace, matched,
-                                            update=update)
+        return Store(spec.cache_dir).save(spec.key, spec.version, spec.paths, spec.workspace, matched,
+                                          update=update)
     except (OSError, filelock.Timeout) as exc:
-        return SaveOutcome(False, "Cache not saved.", warnings=[f"Failed to save: {_cache_trouble(exc)}"])
-    return SaveOutcome(result.saved, result.message, result.files, result.bytes, result.new_bytes,
-                       result.seconds)
+        return SaveResult(False, "Cache not saved.", warnings=[f"Failed to save: {_cache_trouble(exc)}"])
 
 
 def enforce_budget(cache_dir: Path, *, max_bytes: int,

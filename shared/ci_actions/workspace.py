@@ -8,12 +8,16 @@ when the store no longer has it (evicted, or dropped as damaged).
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import shutil
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ci_actions import artifact, cache
 from ci_actions.store.store import LINK_MODES
@@ -58,6 +62,23 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_of(args: argparse.Namespace) -> artifact.RunId:
     return artifact.RunId(args.repository, args.run_id, args.attempt)
+
+
+def warnings_of(results: list[EntryResult]) -> list[str]:
+    return [warning for result in results for warning in result.warnings]
+
+
+def run_cli(action: Callable[[], Any], render: Callable[[Any], dict]) -> int:
+    """The workspace commands' shell protocol: errors and warnings on stderr, a JSON report on stdout."""
+    try:
+        report = action()
+    except (WorkspaceError, artifact.ArtifactError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for warning in warnings_of(report.entries):
+        print(f"warning: {warning}", file=sys.stderr)
+    print(json.dumps(render(report)))
+    return 0
 
 
 def to_metadata(entries: list[StoreEntry]) -> dict:

@@ -62,7 +62,7 @@ def restore(*, for_post: bool) -> None:
     runner.append_summary(f"- cache-local restore: {summary}\n")
 
 
-def save(*, key: str | None = None) -> cache.SaveOutcome:
+def save(*, key: str | None = None) -> cache.SaveResult:
     """Save the paths under `key` (the main step's primary key, in post) and prune if over budget."""
     spec = inputs.spec(with_restore_keys=False)
     if key:
@@ -85,7 +85,7 @@ def save(*, key: str | None = None) -> cache.SaveOutcome:
     return outcome
 
 
-def set_save_outputs(outcome: cache.SaveOutcome) -> None:
+def set_save_outputs(outcome: cache.SaveResult) -> None:
     """The save action's outputs (a post step has no one to read them, so it sets none)."""
     runner.set_output("saved", "true" if outcome.saved else "false")
     runner.set_output("saved-files", outcome.files)

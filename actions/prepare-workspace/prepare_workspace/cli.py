@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
-import sys
 from pathlib import Path
 
-from ci_actions.artifact import ArtifactError
 from ci_actions.units import parse_duration
-from ci_actions.workspace import WorkspaceError, add_run_arguments, run_of
+from ci_actions.workspace import add_run_arguments, run_cli, run_of
 from prepare_workspace.prepare import PrepareRequest, prepare
 
 
@@ -38,17 +35,8 @@ def run(args: argparse.Namespace) -> int:
         exclude=args.exclude or ["node_modules"],
         retention=parse_duration(args.retention, name="--retention"), link_mode=args.link_mode,
         run=run_of(args))
-    try:
-        report = prepare(request)
-    except (WorkspaceError, ArtifactError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for result in report.entries:
-        for warning in result.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-    print(json.dumps({
+    return run_cli(lambda: prepare(request), lambda report: {
         "cache-hit": report.all_hit, "dependency-hits": report.directory_hits(),
         "entries": {r.entry.key: r.hit for r in report.entries},
         "artifact": str(report.packed.archive), "artifact-digest": report.packed.manifest.archive_sha256,
-        "phases": {k: round(v, 3) for k, v in report.phases.items()}}))
-    return 0
+        "phases": {k: round(v, 3) for k, v in report.phases.items()}})

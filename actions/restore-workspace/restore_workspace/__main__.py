@@ -5,7 +5,7 @@ from pathlib import Path
 from ci_actions import artifact, cache, runner
 from ci_actions.artifact import ArtifactError
 from ci_actions.store.store import LINK_MODES
-from ci_actions.workspace import LAYERS, WorkspaceError
+from ci_actions.workspace import LAYERS, WorkspaceError, warnings_of
 from restore_workspace.restore import RestoreReport, RestoreRequest, restore_workspace
 
 
@@ -37,9 +37,9 @@ def main() -> None:
     except (runner.InputError, ArtifactError, WorkspaceError) as exc:
         runner.set_output("workspace-ready", "false")
         runner.fail(str(exc))
+    for warning in warnings_of(report.entries):
+        runner.warning(warning)
     for result in report.entries:
-        for warning in result.warnings:
-            runner.warning(warning)
         if not result.hit:
             runner.warning(f"{result.entry.key} was not in the store; rebuilt it with "
                            f"`{' '.join(result.entry.command)}`")

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
-from ci_actions.artifact import ArtifactError
-from ci_actions.workspace import LAYERS, WorkspaceError, add_run_arguments, run_of
+from ci_actions.workspace import LAYERS, add_run_arguments, run_cli, run_of
 from restore_workspace.restore import RestoreRequest, restore_workspace
 
 
@@ -25,15 +22,6 @@ def run(args: argparse.Namespace) -> int:
     request = RestoreRequest(args.workspace.resolve(), args.workspace_root.resolve(),
                              args.cache_dir.resolve(), args.layer, args.link_mode,
                              run_of(args))
-    try:
-        report = restore_workspace(request)
-    except (WorkspaceError, ArtifactError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for result in report.entries:
-        for warning in result.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-    print(json.dumps({"cache-hit": report.all_hit, "entries": {r.entry.key: r.hit for r in report.entries},
-                      "artifact": str(report.artifact_dir),
-                      "phases": {k: round(v, 3) for k, v in report.phases.items()}}))
-    return 0
+    return run_cli(lambda: restore_workspace(request), lambda report: {
+        "cache-hit": report.all_hit, "entries": {r.entry.key: r.hit for r in report.entries},
+        "artifact": str(report.artifact_dir), "phases": {k: round(v, 3) for k, v in report.phases.items()}})
