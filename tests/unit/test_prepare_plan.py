@@ -2,8 +2,13 @@
 
 from pathlib import PurePosixPath
 
+import pytest
+
+from ci_actions.artifact import RunId
+from ci_actions.workspace import StoreEntry, WorkspaceError, build
 from prepare_workspace import plan
 from prepare_workspace.plan import Toolchain
+from prepare_workspace.prepare import PrepareRequest, prisma_entries
 
 TOOLS = Toolchain("v20.20.2", "11.19.1", "linux-x86_64")
 LOCK = b'{"lockfileVersion": 3}'
@@ -61,3 +66,25 @@ def test_prisma_key_changes_with_schema_version_and_command():
     assert key(schema=SCHEMA + "model User { id Int @id }\n") != base
     assert key(version="7.0.1") != base
     assert key(command=("npm", "run", "db:generate")) != base
+
+
+def _request(ws, schemas):
+    return PrepareRequest(ws, [], ["npm", "ci"], False, schemas, None, ws / "store", ws / "runs", [], 1.0,
+                          "auto", RunId("a/b", "1", 1))
+
+
+def test_missing_schema_and_missing_prisma_package_are_named(tmp_path):
+    with pytest.raises(WorkspaceError, match=r"prisma-schema: backend/prisma/schema\.prisma does not exist"):
+        prisma_entries(_request(tmp_path, ["backend/prisma/schema.prisma"]))
+    (tmp_path / "backend" / "prisma").mkdir(parents=True)
+    (tmp_path / "backend" / "package.json").write_text("{}")
+    (tmp_path / "backend" / "prisma" / "schema.prisma").write_text(SCHEMA)
+    with pytest.raises(WorkspaceError, match="the `prisma` package is not installed in backend"):
+        prisma_entries(_request(tmp_path, ["backend/prisma/schema.prisma"]))
+
+
+def test_a_generate_that_writes_nothing_is_an_error(tmp_path):
+    (tmp_path / "backend").mkdir()
+    entry = StoreEntry("prisma", "backend", "k", ("backend/src/generated/prisma",), ("true",))
+    with pytest.raises(WorkspaceError, match="succeeded but did not create backend/src/generated/prisma"):
+        build(entry, tmp_path)

@@ -240,9 +240,6 @@ class Store:
 
     # -- save -----------------------------------------------------------------------------------
 
-    def exists(self, version: str, key: str) -> bool:
-        return self.entry_path(version, key).exists()
-
     def save(self, key: str, version: str, paths: Sequence[str], workspace: Path,
              matched: Sequence[Path], *, update: bool = False) -> SaveResult:
         """Store the matched paths under key; the first writer of a key wins unless `update`."""
@@ -313,7 +310,7 @@ class Store:
 
     def record_lookup(self, primary: str, matched: str | None, exact: bool) -> None:
         """Append one line per lookup (O_APPEND keeps concurrent lines whole) for `stats`."""
-        self._init()
+        self.root.mkdir(parents=True, exist_ok=True)  # not _init: no blob shards on a lookup
         outcome = "hit" if exact else ("partial" if matched else "miss")
         line = json.dumps({"time": time.time(), "key": primary, "matched": matched, "outcome": outcome})
         fd = os.open(self.root / "events.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
