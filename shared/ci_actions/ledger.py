@@ -1,0 +1,199 @@
+"""The release ledger: what is live on this host, what a rollback may go back to, and what is in flight.
+
+build-images reads it (a prune never deletes what it names); hotswap-deploy writes it. One JSON-lines
+file per compose project, append-only: a deploy appends `started`, one `switched` per service, then
+`finished`. A crash leaves a release with no `finished` line, which is how the next deploy (or
+`deploy status`) knows to recover. Each line is written whole and fsynced under a lock; a torn last
+line (the writer died mid-write) is ignored on read. The format is documented in docs/release-ledger.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from filelock import FileLock
+
+FORMAT_VERSION = 1
+LIVE = "live"
+OUTCOMES = (LIVE, "rolled-back", "aborted", "recovered")
+_PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class LedgerError(Exception):
+    """The ledger cannot be read or written."""
+
+
+def default_state_dir() -> Path:
+    """Host state that must outlive jobs and caches: `$XDG_STATE_HOME/ci-actions` (~/.local/state)."""
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "ci-actions"
+
+
+def project_dir(state_dir: Path, project: str) -> Path:
+    """The project's state folder; compose project names are already [a-z0-9_-], so they are safe here."""
+    if not _PROJECT.match(project):
+        raise LedgerError(f"project name {project!r} is not a compose project name ([a-z0-9][a-z0-9_-]*)")
+    return state_dir / project
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Image:
+    """One service's image in a release: the ref deployed and the image id it resolved to."""
+
+    ref: str
+    id: str
+
+
+@dataclass
+class Release:
+    """A deploy (or rollback) folded from its ledger lines."""
+
+    id: str
+    sha: str
+    kind: str
+    images: dict[str, Image]
+    previous: str | None
+    run: str
+    actor: str
+    started_at: str
+    switched: list[str] = field(default_factory=list)
+    outcome: str | None = None
+    reason: str = ""
+    finished_at: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    rollback_targets: list[str] = field(default_factory=list)
+
+    @property
+    def in_flight(self) -> bool:
+        return self.outcome is None
+
+
+class Ledger:
+    """The project's `ledger.jsonl`, appended under `ledger.lock`."""
+
+    def __init__(self, state_dir: Path, project: str) -> None:
+        self.directory = project_dir(state_dir, project)
+        self.path = self.directory / "ledger.jsonl"
+        self._lock = FileLock(self.directory / "ledger.lock")
+
+    def append(self, event: dict) -> None:
+        """Write one whole line and fsync it before returning: a line that is read back was durable."""
+        line = json.dumps({"v": FORMAT_VERSION, "at": now(), **event}, sort_keys=True) + "\n"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                self._heal_torn_tail(fd)
+                os.write(fd, line.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _heal_torn_tail(self, fd: int) -> None:
+        """A writer killed mid-line left no newline: end that line so the next event is its own line."""
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            os.write(fd, b"\n")
+
+    def events(self) -> list[dict]:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise LedgerError(f"cannot read the release ledger {self.path}: {exc}") from exc
+        events = []
+        for line in text.splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn line from a writer that died mid-write
+            if isinstance(event, dict) and event.get("v") == FORMAT_VERSION:
+                events.append(event)
+        return events
+
+    def releases(self) -> list[Release]:
+        return fold(self.events())
+
+    def start(self, release: Release) -> None:
+        self.append({"type": "started", "release": release.id, "sha": release.sha, "kind": release.kind,
+                     "images": {s: {"ref": i.ref, "id": i.id} for s, i in release.images.items()},
+                     "previous": release.previous, "run": release.run, "actor": release.actor})
+
+    def switched(self, release: Release, service: str) -> None:
+        self.append({"type": "switched", "release": release.id, "service": service})
+
+    def finish(self, release: Release, outcome: str, *, reason: str = "",
+               timings: dict[str, float] | None = None, rollback_targets: list[str] | None = None) -> None:
+        if outcome not in OUTCOMES:
+            raise LedgerError(f"unknown outcome {outcome!r}")
+        self.append({"type": "finished", "release": release.id, "outcome": outcome, "reason": reason,
+                     "timings": timings or {}, "rollback_targets": rollback_targets or []})
+
+
+def fold(events: list[dict]) -> list[Release]:
+    """Releases in the order they started, each with its switches and outcome applied."""
+    releases: dict[str, Release] = {}
+    for event in events:
+        kind, release_id = event.get("type"), event.get("release")
+        if kind == "started":
+            releases[release_id] = Release(
+                id=release_id, sha=event["sha"], kind=event.get("kind", "deploy"),
+                images={s: Image(i["ref"], i["id"]) for s, i in event["images"].items()},
+                previous=event.get("previous"), run=event.get("run", ""), actor=event.get("actor", ""),
+                started_at=event["at"])
+        elif release_id in releases:
+            release = releases[release_id]
+            if kind == "switched":
+                release.switched.append(event["service"])
+            elif kind == "finished":
+                release.outcome, release.reason = event["outcome"], event.get("reason", "")
+                release.finished_at, release.timings = event["at"], event.get("timings", {})
+                release.rollback_targets = event.get("rollback_targets", [])
+    return list(releases.values())
+
+
+def live(releases: list[Release]) -> Release | None:
+    """The release serving now: the last one that finished live."""
+    return next((r for r in reversed(releases) if r.outcome == LIVE), None)
+
+
+def in_flight(releases: list[Release]) -> Release | None:
+    """A release that started and never finished: its deploy was killed."""
+    return next((r for r in reversed(releases) if r.in_flight), None)
+
+
+def rollback_targets(releases: list[Release]) -> list[Release]:
+    """The releases the live one names as rollback targets (newest first), resolved to their records."""
+    current = live(releases)
+    if current is None:
+        return []
+    by_id = {r.id: r for r in releases}
+    return [by_id[t] for t in current.rollback_targets if t in by_id]
+
+
+def protected_image_ids(releases: list[Release]) -> set[str]:
+    """Every image a prune must keep: the live release's, its rollback targets', and an in-flight one's."""
+    keep = [r for r in (live(releases), in_flight(releases)) if r is not None] + rollback_targets(releases)
+    return {image.id for release in keep for image in release.images.values()}
+
+
+def next_rollback_targets(releases: list[Release], new_sha: str, keep: int) -> list[str]:
+    """What a release going live now keeps as rollback targets: the newest `keep - 1` earlier live
+    releases, one per sha, never its own sha. Their images are what a prune must spare."""
+    targets: list[str] = []
+    shas = {new_sha}
+    for release in reversed(releases):
+        if release.outcome == LIVE and release.sha not in shas and len(targets) < keep - 1:
+            targets.append(release.id)
+            shas.add(release.sha)
+    return targets
