@@ -1,0 +1,75 @@
+"""The real `docker compose` CLI, as users run it: argv builders plus a runner that reports failures.
+
+build-images and hotswap-deploy both read the project's resolved model (`config --format json`) and
+run compose subcommands with override files of their own; this module is the one place that knows
+the CLI's shape. Argv builders are pure so plans can print them (`--dry-run`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ComposeError(Exception):
+    """A compose command failed; the message carries compose's own words and the files involved."""
+
+
+@dataclass(frozen=True)
+class Compose:
+    """One compose project: its files (first one sets the project directory), name and extra env."""
+
+    files: tuple[Path, ...]
+    project: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def directory(self) -> Path:
+        return self.files[0].parent
+
+    def argv(self, *args: str, overrides: tuple[Path, ...] = ()) -> list[str]:
+        files = [arg for path in (*self.files, *overrides) for arg in ("-f", str(path))]
+        return ["docker", "compose", "-p", self.project, "--project-directory", str(self.directory),
+                *files, *args]
+
+    def run(self, *args: str, overrides: tuple[Path, ...] = (), env: dict[str, str] | None = None,
+            timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        """Run one compose command; the caller decides what a non-zero exit means."""
+        argv = self.argv(*args, overrides=overrides)
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout,
+                                  env={**os.environ, **self.env, **(env or {})})
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ComposeError(f"`{' '.join(argv[:3])}` could not run: {exc}; is the compose plugin "
+                               "installed (`docker compose version`)?") from exc
+
+    def check(self, *args: str, overrides: tuple[Path, ...] = (), env: dict[str, str] | None = None,
+              timeout: float | None = None) -> str:
+        """Run one compose command and return its stdout; a failure raises with compose's message."""
+        result = self.run(*args, overrides=overrides, env=env, timeout=timeout)
+        if result.returncode != 0:
+            message = (result.stderr.strip() or result.stdout.strip()).splitlines()[-20:]
+            raise ComposeError(f"`docker compose {' '.join(args)}` failed for {self.describe()} "
+                               f"(exit {result.returncode}):\n" + "\n".join(message))
+        return result.stdout
+
+    def config(self, overrides: tuple[Path, ...] = ()) -> dict:
+        """The resolved project model, as compose itself parses, merges and interpolates it."""
+        for path in self.files:
+            if not path.is_file():
+                raise ComposeError(f"compose file {path} does not exist")
+        return json.loads(self.check("config", "--format", "json", overrides=overrides))
+
+    def describe(self) -> str:
+        return f"project {self.project} ({', '.join(str(p) for p in self.files)})"
+
+
+def write_override(path: Path, services: dict[str, dict]) -> Path:
+    """A compose override file (JSON is YAML) that changes only what the action must change."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"services": services}, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
