@@ -13,7 +13,8 @@ INPUT_REF = re.compile(r"^\$\{\{\s*inputs\.([\w-]+)\s*\}\}$")
 STEP_OUTPUT_REF = re.compile(r"^\$\{\{\s*steps\.([\w-]+)\.outputs\.([\w-]+)\s*\}\}$")
 SET_OUTPUT_CALL = re.compile(r"""set_output\(\s*["']([\w-]+)["']""")
 LAUNCH_RUN = re.compile(r'shared/launch" "\$GITHUB_ACTION_PATH(?P<up>(?:/\.\.)*)"(?: (?P<module>[\w.]+))?')
-LAUNCH_JS = re.compile(r"""require\("\./launch\.js"\)\("(?P<module>[\w.]+)"\)""")
+LAUNCH_JS = re.compile(
+    r"""require\("\.\./\.\./shared/launch/launch\.js"\)\(__dirname, "(?P<module>[\w.]+)"\)""")
 
 
 def action_files() -> list[Path]:

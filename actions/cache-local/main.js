@@ -1,1 +1,1 @@
-require("./launch.js")("cache_local.main");
+require("../../shared/launch/launch.js")(__dirname, "cache_local.main");

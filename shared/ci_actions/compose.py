@@ -20,7 +20,9 @@ class ComposeError(Exception):
 
 @dataclass(frozen=True)
 class Compose:
-    """One compose project: its files (first one sets the project directory), name and extra env."""
+    """One compose project: its files (first one sets the project directory), name and extra env.
+
+    An empty project name lets compose choose it (the files' `name:` or the directory), as users get."""
 
     files: tuple[Path, ...]
     project: str
@@ -32,8 +34,8 @@ class Compose:
 
     def argv(self, *args: str, overrides: tuple[Path, ...] = ()) -> list[str]:
         files = [arg for path in (*self.files, *overrides) for arg in ("-f", str(path))]
-        return ["docker", "compose", "-p", self.project, "--project-directory", str(self.directory),
-                *files, *args]
+        project = ["-p", self.project] if self.project else []
+        return ["docker", "compose", *project, "--project-directory", str(self.directory), *files, *args]
 
     def run(self, *args: str, overrides: tuple[Path, ...] = (), env: dict[str, str] | None = None,
             timeout: float | None = None) -> subprocess.CompletedProcess[str]:
@@ -64,7 +66,7 @@ class Compose:
         return json.loads(self.check("config", "--format", "json", overrides=overrides))
 
     def describe(self) -> str:
-        return f"project {self.project} ({', '.join(str(p) for p in self.files)})"
+        return f"project {self.project or '(from the files)'} ({', '.join(str(p) for p in self.files)})"
 
 
 def write_override(path: Path, services: dict[str, dict]) -> Path:

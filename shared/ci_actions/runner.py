@@ -8,6 +8,7 @@ a random delimiter checked against the value) is fixed here.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -188,13 +189,35 @@ class RunContext:
     run_id: str
     attempt: int
     sha: str
+    ref: str = ""
+    event_name: str = ""
+    actor: str = ""
+    server_url: str = "https://github.com"
+
+    @property
+    def repository_url(self) -> str:
+        return f"{self.server_url}/{self.repository}" if self.repository != "local" else ""
 
 
 def run_context() -> RunContext:
     """From the runner's variables; outside a runner, a `local` run."""
     env = os.environ
     return RunContext(env.get("GITHUB_REPOSITORY") or "local", env.get("GITHUB_RUN_ID") or "local",
-                      int(env.get("GITHUB_RUN_ATTEMPT") or 1), env.get("GITHUB_SHA") or "")
+                      int(env.get("GITHUB_RUN_ATTEMPT") or 1), env.get("GITHUB_SHA") or "",
+                      env.get("GITHUB_REF") or "", env.get("GITHUB_EVENT_NAME") or "",
+                      env.get("GITHUB_ACTOR") or "", env.get("GITHUB_SERVER_URL") or "https://github.com")
+
+
+def event_payload() -> dict:
+    """The webhook payload of the event that started the run (`{}` outside a runner)."""
+    path = os.environ.get("GITHUB_EVENT_PATH")
+    if not path:
+        return {}
+    try:
+        payload = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
 
 
 def workspace() -> Path:

@@ -1,0 +1,183 @@
+"""Execute a build plan: `docker compose build` per service, smoke, then move every tag or none.
+
+Each service builds alone (in parallel), so a failure names its service and carries its own log. The
+staging tags are removed whatever happens; real tags are written only after every service has built
+and passed its smoke command, and then verified through the engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import docker
+from docker.errors import DockerException, ImageNotFound
+
+from build_images.plan import BuildPlan, ServiceBuild, oci_labels, plan_build
+from build_images.tags import TagRules
+from ci_actions import engine
+from ci_actions.compose import Compose, write_override
+
+LOG_TAIL = 50
+SMOKE_TIMEOUT = 120
+
+
+class BuildError(Exception):
+    """A service failed to build or to pass its smoke command; no tag was moved for any service."""
+
+    def __init__(self, message: str, *, service: str = "", log_tail: list[str] | None = None,
+                 smoke_failed: bool = False) -> None:
+        super().__init__(message)
+        self.service = service
+        self.log_tail = log_tail or []
+        self.smoke_failed = smoke_failed
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    compose: Compose
+    rules: TagRules
+    services: list[str] = field(default_factory=list)
+    smoke: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    build_args: dict[str, str] = field(default_factory=dict)
+    no_cache: bool = False
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceResult:
+    service: str
+    refs: list[str]
+    image_id: str
+    seconds: float
+    builder: str
+    log: str
+    smoke_output: str = ""
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    plan: BuildPlan
+    results: list[ServiceResult]
+    seconds: float
+
+    def images(self) -> dict[str, str]:
+        """`{service: ref}` with the full-sha tag: the ref a deploy of this commit uses."""
+        return {r.service: r.refs[0] for r in self.results}
+
+
+def plan(request: BuildRequest, compose: Compose | None = None) -> tuple[Compose, BuildPlan]:
+    """Resolve the compose model and plan the build (no engine needed: this is `--dry-run`)."""
+    compose = compose or request.compose
+    model = compose.config()
+    compose = dataclasses.replace(compose, project=model["name"])
+    labels = oci_labels(sha=request.rules.sha, source=request.source,
+                        created=datetime.now(UTC).isoformat(timespec="seconds"))
+    build_plan = plan_build(model, services=request.services, rules=request.rules, labels=labels,
+                            smoke=request.smoke, token=secrets.token_hex(6), build_args=request.build_args,
+                            no_cache=request.no_cache)
+    return compose, build_plan
+
+
+def build(request: BuildRequest) -> BuildReport:
+    started = time.monotonic()
+    client = engine.connect()
+    compose, build_plan = plan(request)
+    with tempfile.TemporaryDirectory(prefix="ci-actions-build-") as tmp:
+        override = write_override(Path(tmp) / "build-images.override.json", build_plan.override())
+        try:
+            results = _build_all(compose, build_plan, override)
+            results = [_smoke(client, build_plan, result) for result in results]
+            _tag_all(client, build_plan, results)
+        finally:
+            _remove_staging(client, build_plan)
+    return BuildReport(build_plan, results, time.monotonic() - started)
+
+
+def _build_all(compose: Compose, build_plan: BuildPlan, override: Path) -> list[ServiceResult]:
+    with ThreadPoolExecutor(max_workers=len(build_plan.services)) as pool:
+        futures = [pool.submit(_build_one, compose, build_plan, s, override) for s in build_plan.services]
+        outcomes = [f.result() for f in futures]
+    failed = [o for o in outcomes if isinstance(o, BuildError)]
+    if failed:
+        first = failed[0]
+        names = ", ".join(f.service for f in failed)
+        raise BuildError(f"build failed for {names}; no image was tagged. {first}", service=first.service,
+                         log_tail=first.log_tail)
+    return [o for o in outcomes if isinstance(o, ServiceResult)]
+
+
+def _build_one(compose: Compose, build_plan: BuildPlan, service: ServiceBuild,
+               override: Path) -> ServiceResult | BuildError:
+    started = time.monotonic()
+    result = compose.run(*build_plan.build_args_of(service.service), overrides=(override,))
+    log = result.stdout + result.stderr
+    if result.returncode != 0:
+        tail = log.strip().splitlines()[-LOG_TAIL:]
+        return BuildError(f"`docker compose build {service.service}` exited {result.returncode}: "
+                          f"{tail[-1] if tail else 'no output'}", service=service.service, log_tail=tail)
+    return ServiceResult(service.service, service.refs(build_plan.tags), "", time.monotonic() - started,
+                         "", log)
+
+
+def _smoke(client: docker.DockerClient, build_plan: BuildPlan, result: ServiceResult) -> ServiceResult:
+    """Run the service's smoke command in a throw-away container with no network."""
+    service = next(s for s in build_plan.services if s.service == result.service)
+    image = client.images.get(service.staging_ref)
+    builder = image.labels.get("com.docker.compose.image.builder", "")
+    result = dataclasses.replace(result, image_id=image.id, builder=builder)
+    if not service.smoke:
+        return result
+    container = client.containers.run(service.staging_ref, list(service.smoke), detach=True,
+                                      network_disabled=True, labels={"io.ci-actions.smoke": service.service})
+    try:
+        try:
+            status = container.wait(timeout=SMOKE_TIMEOUT)["StatusCode"]
+        except Exception as exc:  # the SDK raises requests' timeout types: any wait failure is a failed smoke
+            status, note = -1, f"did not finish within {SMOKE_TIMEOUT}s ({type(exc).__name__})"
+        else:
+            note = f"exited {status}"
+        output = container.logs(stdout=True, stderr=True).decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    if status != 0:
+        raise BuildError(f"smoke command `{' '.join(service.smoke)}` for {service.service} {note}; "
+                         "no image was tagged", service=service.service,
+                         log_tail=output.strip().splitlines()[-LOG_TAIL:], smoke_failed=True)
+    return dataclasses.replace(result, smoke_output=output.strip())
+
+
+def _tag_all(client: docker.DockerClient, build_plan: BuildPlan, results: list[ServiceResult]) -> None:
+    """Move every tag, then check through the engine that each ref names the image just built."""
+    for result in results:
+        image = client.images.get(result.image_id)
+        for ref in result.refs:
+            repository, _, tag = ref.rpartition(":")
+            image.tag(repository, tag)
+    for result in results:
+        for ref in result.refs:
+            try:
+                found = client.images.get(ref).id
+            except ImageNotFound:
+                found = "nothing"
+            if found != result.image_id:
+                raise BuildError(f"verify: {ref} names {found}, not the image built for {result.service} "
+                                 f"({result.image_id})", service=result.service)
+
+
+def _remove_staging(client: docker.DockerClient, build_plan: BuildPlan) -> None:
+    """Untag the staging refs (the image stays when real tags hold it; a failed build's goes away)."""
+    for service in build_plan.services:
+        try:
+            client.images.remove(service.staging_ref, noprune=False)
+        except ImageNotFound:
+            continue
+        except DockerException:
+            continue  # still used by a container of a failed smoke: left for the next prune
+

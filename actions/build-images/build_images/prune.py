@@ -1,0 +1,67 @@
+"""List the project's images as releases, and prune what no release, container or rollback needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, ImageNotFound
+
+from build_images.plan import (
+    CREATED_LABEL,
+    PROJECT_LABEL,
+    REVISION_LABEL,
+    SERVICE_LABEL,
+    LocalImage,
+    PrunePlan,
+    plan_prune,
+)
+from ci_actions import ledger
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    plan: PrunePlan
+    removed: list[LocalImage]
+    failed: dict[str, str]  # image id -> why the engine refused
+    bytes_freed: int
+
+
+def project_images(client: docker.DockerClient, project: str) -> list[LocalImage]:
+    """Every image build-images made for the project, tagged or not, newest first."""
+    images = client.images.list(all=True, filters={"label": f"{PROJECT_LABEL}={project}"})
+    found = [LocalImage(id=i.id, tags=tuple(i.tags), service=i.labels.get(SERVICE_LABEL, ""),
+                        revision=i.labels.get(REVISION_LABEL, ""), created=i.labels.get(CREATED_LABEL, ""),
+                        size=int(i.attrs.get("Size", 0))) for i in images]
+    return sorted(found, key=lambda i: (i.created, i.service), reverse=True)
+
+
+def in_use(client: docker.DockerClient) -> set[str]:
+    """Image ids of every container, running or stopped: the engine refuses to remove those anyway."""
+    return {c.attrs["Image"] for c in client.containers.list(all=True, ignore_removed=True)}
+
+
+def plan(client: docker.DockerClient, project: str, keep: int, state_dir: Path) -> PrunePlan:
+    protected = ledger.protected_image_ids(ledger.Ledger(state_dir, project).releases())
+    return plan_prune(project_images(client, project), keep=keep, in_use=in_use(client), protected=protected)
+
+
+def prune(client: docker.DockerClient, project: str, keep: int, state_dir: Path) -> PruneReport:
+    """Remove each planned image by untagging it (never forced: a container that appeared meanwhile keeps
+    its image); bytes freed are what the engine's layer store shrank by."""
+    prune_plan = plan(client, project, keep, state_dir)
+    before = client.df()["LayersSize"]
+    removed, failed = [], {}
+    for image in prune_plan.remove:
+        try:
+            for ref in image.tags or (image.id,):
+                client.images.remove(ref)
+        except ImageNotFound:
+            removed.append(image)
+        except APIError as exc:
+            failed[image.id] = exc.explanation or str(exc)
+        else:
+            removed.append(image)
+    freed = max(0, before - client.df()["LayersSize"]) if removed else 0
+    return PruneReport(prune_plan, removed, failed, freed)

@@ -1,0 +1,77 @@
+"""Image names and tags, with docker/metadata-action's rules: pure functions, no engine.
+
+A tag is `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`; a repository name is lower case. Tags we derive (the
+sha, the run id) are sanitised; tags the user writes (extra tags) are checked and rejected with the
+rule they break, since silently rewriting what a user typed would deploy something they did not name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_TAG = 128
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_TAG_INVALID = re.compile(r"[^A-Za-z0-9_.-]")
+_REPO_INVALID = re.compile(r"[^a-z0-9._/:-]")
+_SHA = re.compile(r"^[0-9a-f]{7,64}$")
+
+
+class TagError(ValueError):
+    """A tag or sha breaks a rule; the message says which."""
+
+
+def repository_of(image: str) -> str:
+    """`host:5000/team/app:tag` -> `host:5000/team/app`: the tag is after the last `:` of the last part."""
+    name = image.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[:colon] if colon > slash else name
+
+
+def sanitise_repository(name: str) -> str:
+    """Lower-cased, invalid characters to `-` (metadata-action's `images` handling)."""
+    return _REPO_INVALID.sub("-", name.lower())
+
+
+def sanitise_tag(text: str) -> str:
+    """For derived tags (a branch, a run id): invalid characters to `-`, no leading `.`/`-`, 128 chars."""
+    tag = _TAG_INVALID.sub("-", text).lstrip(".-")
+    return tag[:MAX_TAG]
+
+
+def check_tag(tag: str, *, name: str) -> str:
+    """A user-written tag is used as written or rejected with the rule it breaks."""
+    if not tag:
+        raise TagError(f"{name}: an empty tag is not allowed")
+    if len(tag) > MAX_TAG:
+        raise TagError(f"{name}: tag {tag[:40]!r}… is {len(tag)} characters; a tag is at most {MAX_TAG}")
+    if not _TAG.match(tag):
+        raise TagError(f"{name}: tag {tag!r} is invalid; a tag starts with a letter, digit or `_` and "
+                       "holds only letters, digits, `_`, `.` and `-`")
+    return tag
+
+
+def check_sha(sha: str) -> str:
+    if not _SHA.match(sha):
+        raise TagError(f"sha {sha!r} is not a commit id (7 to 64 lower-case hex characters)")
+    return sha
+
+
+@dataclass(frozen=True)
+class TagRules:
+    """Which tags a build gets: the full sha and `sha-<7>` always; the others by the run."""
+
+    sha: str
+    latest: bool = False
+    run_id: str = ""
+    extra: tuple[str, ...] = ()
+
+    def tags(self) -> list[str]:
+        tags = [self.sha, f"sha-{self.sha[:7]}"]
+        if self.latest:
+            tags.append("latest")
+        if self.run_id:
+            tags.append(sanitise_tag(f"run-{self.run_id}"))
+        tags += [check_tag(tag, name="extra-tags") for tag in self.extra]
+        return list(dict.fromkeys(tags))
