@@ -90,7 +90,7 @@ class Ledger:
         line = json.dumps({"v": FORMAT_VERSION, "at": now(), **event}, sort_keys=True) + "\n"
         self.directory.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 self._heal_torn_tail(fd)
                 os.write(fd, line.encode())

@@ -29,8 +29,9 @@ class PruneReport:
 
 
 def project_images(client: docker.DockerClient, project: str) -> list[LocalImage]:
-    """Every image build-images made for the project, tagged or not, newest first."""
-    images = client.images.list(all=True, filters={"label": f"{PROJECT_LABEL}={project}"})
+    """Every image build-images made for the project, tagged or dangling, newest first (not the classic
+    builder's intermediate images: they carry the labels too, and go when their image goes)."""
+    images = client.images.list(filters={"label": f"{PROJECT_LABEL}={project}"})
     found = [LocalImage(id=i.id, tags=tuple(i.tags), service=i.labels.get(SERVICE_LABEL, ""),
                         revision=i.labels.get(REVISION_LABEL, ""), created=i.labels.get(CREATED_LABEL, ""),
                         size=int(i.attrs.get("Size", 0))) for i in images]

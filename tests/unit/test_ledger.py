@@ -1,0 +1,73 @@
+"""The release ledger: folding, crash tolerance, and what it protects from a prune."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ci_actions import ledger
+from ci_actions.ledger import Image, Ledger, LedgerError, Release
+
+
+def release(rid: str, sha: str, image: str = "") -> Release:
+    return Release(id=rid, sha=sha, kind="deploy", images={"web": Image(f"app:{sha}", image or f"id-{sha}")},
+                   previous=None, run="1", actor="me", started_at="")
+
+
+def test_fold_applies_switches_and_outcome(tmp_path):
+    book = Ledger(tmp_path, "shop")
+    first = release("r1", "a" * 40)
+    book.start(first)
+    book.switched(first, "web")
+    book.finish(first, ledger.LIVE, timings={"total": 3.5}, rollback_targets=[])
+    [folded] = book.releases()
+    assert folded.switched == ["web"] and folded.outcome == "live" and folded.timings == {"total": 3.5}
+    assert folded.images == {"web": Image(f"app:{'a' * 40}", f"id-{'a' * 40}")}
+
+
+def test_a_torn_last_line_is_ignored_and_healed_by_the_next_append(tmp_path):
+    book = Ledger(tmp_path, "shop")
+    book.start(release("r1", "a" * 40))
+    with open(book.path, "ab") as handle:  # a writer killed mid-line
+        handle.write(b'{"v": 1, "type": "finished", "release": "r1", "outc')
+    assert ledger.in_flight(book.releases()).id == "r1"
+    book.finish(release("r1", "a" * 40), "recovered", reason="deploy was killed")
+    lines = book.path.read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[-1])["outcome"] == "recovered"
+    assert ledger.in_flight(book.releases()) is None
+
+
+def test_live_in_flight_and_protected_ids():
+    r1, r2, r3 = release("r1", "1" * 40), release("r2", "2" * 40), release("r3", "3" * 40)
+    r1.outcome = r2.outcome = ledger.LIVE
+    r2.rollback_targets = ["r1"]
+    assert ledger.live([r1, r2, r3]).id == "r2"
+    assert ledger.in_flight([r1, r2, r3]).id == "r3"
+    assert ledger.protected_image_ids([r1, r2, r3]) == {"id-" + "1" * 40, "id-" + "2" * 40, "id-" + "3" * 40}
+    r3.outcome = "rolled-back"
+    assert ledger.protected_image_ids([r1, r2, r3]) == {"id-" + "1" * 40, "id-" + "2" * 40}
+
+
+def test_next_rollback_targets_are_distinct_earlier_live_shas():
+    rs = [release(f"r{i}", sha * 40) for i, sha in enumerate("1213")]
+    for r in rs:
+        r.outcome = ledger.LIVE
+    rs[1].outcome = "rolled-back"
+    # newest first; the rolled-back r1 never counts; r0 has the same sha as r2, so only r2 stays
+    assert ledger.next_rollback_targets(rs, "4" * 40, keep=3) == ["r3", "r2"]
+    assert ledger.next_rollback_targets(rs, "3" * 40, keep=3) == ["r2"]
+    assert ledger.next_rollback_targets(rs, "4" * 40, keep=1) == []
+
+
+def test_project_names_are_checked(tmp_path):
+    with pytest.raises(LedgerError, match="not a compose project name"):
+        Ledger(tmp_path, "../etc")
+
+
+def test_unknown_outcome_is_refused_and_nothing_is_written(tmp_path):
+    book = Ledger(tmp_path, "shop")
+    with pytest.raises(LedgerError, match="unknown outcome"):
+        book.finish(release("r1", "a" * 40), "great")
+    assert not os.path.exists(book.path)
