@@ -82,7 +82,7 @@ def test_good_build_tags_every_service_with_every_tag_and_labels(project, docker
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["images-ready"] is True
-    assert report["images"] == {service: f"{project.name}-{service}:{SHAS[0]}" for service in ("web", "api")}
+    assert report["images"] == {s: f"{project.name}-{s}:{SHAS[0]}" for s in ("web", "api")}
     assert report["tags"] == [SHAS[0], "sha-aaaaaaa", "latest", "run-77", "v1.0"]
     for service in ("web", "api"):
         image = docker_client.images.get(report["image-ids"][service])
