@@ -1,0 +1,106 @@
+"""The nginx upstream file: render/parse round trip, names, addresses and the pure switch plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hotswap_deploy.proxy import (
+    NginxProxy,
+    Proxy,
+    Upstream,
+    include_path,
+    nginx_reload_argv,
+    nginx_test_argv,
+    parse,
+    render,
+    upstream_name,
+)
+
+
+@pytest.mark.parametrize("upstream", [
+    Upstream(primary=["127.0.0.1:49153"], backup=[]),
+    Upstream(primary=["127.0.0.1:49153", "127.0.0.1:49154"], backup=["127.0.0.1:49150"]),
+    Upstream(primary=["[::1]:8080"], backup=["localhost:3000", "backend-1:80"]),
+])
+def test_render_parse_round_trip(upstream: Upstream) -> None:
+    assert parse(render("demo", "backend", upstream)) == upstream
+
+
+def test_render_shape() -> None:
+    text = render("loyalty", "backend", Upstream(primary=["127.0.0.1:49153"], backup=["127.0.0.1:49150"]))
+    assert "upstream loyalty_backend {" in text
+    assert "    server 127.0.0.1:49153 max_fails=0;" in text
+    assert "    server 127.0.0.1:49150 backup max_fails=0;" in text
+    assert "keepalive 16;" in text
+    assert text.index("49153") < text.index("49150")
+
+
+def test_parse_hand_written_file() -> None:
+    text = """
+    # written by hand before the first deploy
+    upstream loyalty_backend {
+        server 127.0.0.1:3000 weight=2 max_fails=3 fail_timeout=5s;  # the current container
+        server 127.0.0.1:3001   backup;
+    }
+    """
+    assert parse(text) == Upstream(primary=["127.0.0.1:3000"], backup=["127.0.0.1:3001"])
+
+
+@pytest.mark.parametrize("text", ["", "server 127.0.0.1:1;", "upstream a { server 127.0.0.1:1; }\n"
+                                  "upstream b { server 127.0.0.1:2; }", "upstream a { keepalive 1; }"])
+def test_parse_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse(text)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "a:1; include /etc/x",
+                                     "a b:1", "a:1}", "", "unix:/tmp/s.sock", ":80"])
+def test_bad_addresses_are_rejected(address: str) -> None:
+    with pytest.raises(ValueError, match="host:port"):
+        Upstream(primary=[address], backup=[])
+    with pytest.raises(ValueError, match="host:port"):
+        Upstream(primary=["127.0.0.1:1"], backup=[address])
+
+
+def test_an_upstream_needs_a_primary() -> None:
+    with pytest.raises(ValueError, match="primary"):
+        Upstream(primary=[], backup=["127.0.0.1:1"])
+
+
+@pytest.mark.parametrize(("project", "service"), [("demo", "a b"), ("de;mo", "web"), ("", "web"),
+                                                  ("demo", "-web"), ("demo", "../web")])
+def test_bad_names_are_rejected(project: str, service: str) -> None:
+    with pytest.raises(ValueError, match="may hold only"):
+        render(project, service, Upstream(primary=["127.0.0.1:1"], backup=[]))
+
+
+def test_names_and_paths() -> None:
+    assert upstream_name("loyalty-app", "backend") == "loyalty-app_backend"
+    assert include_path(Path("/etc/nginx/ci-actions"), "loyalty-app", "backend") == Path(
+        "/etc/nginx/ci-actions/loyalty-app-backend.conf")
+
+
+def test_argv_builders_and_plan(tmp_path: Path) -> None:
+    config = tmp_path / "nginx.conf"
+    assert nginx_test_argv("nginx", config) == ["nginx", "-t", "-c", str(config)]
+    assert nginx_reload_argv("/usr/sbin/nginx", config) == ["/usr/sbin/nginx", "-s", "reload", "-c",
+                                                            str(config)]
+    proxy = NginxProxy(config, tmp_path, "demo")
+    assert isinstance(proxy, Proxy)
+    upstream = Upstream(primary=["127.0.0.1:2"], backup=["127.0.0.1:1"])
+    plan = proxy.plan("web", upstream)
+    assert plan.path == tmp_path / "demo-web.conf"
+    assert parse(plan.content) == upstream
+    assert plan.describe() == [f"write {tmp_path}/demo-web.conf", f"nginx -t -c {config}",
+                               f"nginx -s reload -c {config}"]
+    assert not plan.path.exists()  # planning touches nothing
+
+
+def test_current_reads_the_file(tmp_path: Path) -> None:
+    proxy = NginxProxy(tmp_path / "nginx.conf", tmp_path, "demo")
+    assert proxy.current("web") is None
+    upstream = Upstream(primary=["127.0.0.1:2"], backup=[])
+    (tmp_path / "demo-web.conf").write_text(render("demo", "web", upstream))
+    assert proxy.current("web") == upstream
