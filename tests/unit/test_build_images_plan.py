@@ -14,7 +14,8 @@ from build_images.plan import (
     plan_build,
     plan_prune,
 )
-from build_images.tags import TagError, TagRules, check_sha, check_tag, repository_of, sanitise_tag
+from build_images.tags import TagError, TagRules, check_sha, check_tag, sanitise_tag
+from ci_actions.image_names import repository_of
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

@@ -11,7 +11,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from build_images.tags import TagRules, repository_of, sanitise_repository
+from build_images.tags import TagRules
+from ci_actions.image_names import service_repository
 
 PROJECT_LABEL = "io.ci-actions.project"
 SERVICE_LABEL = "io.ci-actions.service"
@@ -122,7 +123,7 @@ def plan_build(model: dict, *, services: list[str], rules: TagRules, labels: dic
         raise PlanError(f"no service of project {project} has a `build:` section")
     builds = []
     for name in wanted:
-        repository = sanitise_repository(repository_of(declared[name].get("image") or f"{project}-{name}"))
+        repository = service_repository(project, name, declared[name])
         builds.append(ServiceBuild(name, repository, f"{repository}:ci-build-{token}", smoke.get(name, ())))
     return BuildPlan(project, builds, rules.tags(), {PROJECT_LABEL: project, **labels},
                      build_args or {}, no_cache)

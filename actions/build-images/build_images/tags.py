@@ -13,25 +13,11 @@ from dataclasses import dataclass
 MAX_TAG = 128
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _TAG_INVALID = re.compile(r"[^A-Za-z0-9_.-]")
-_REPO_INVALID = re.compile(r"[^a-z0-9._/:-]")
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
 
 
 class TagError(ValueError):
     """A tag or sha breaks a rule; the message says which."""
-
-
-def repository_of(image: str) -> str:
-    """`host:5000/team/app:tag` -> `host:5000/team/app`: the tag is after the last `:` of the last part."""
-    name = image.split("@", 1)[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    return name[:colon] if colon > slash else name
-
-
-def sanitise_repository(name: str) -> str:
-    """Lower-cased, invalid characters to `-` (metadata-action's `images` handling)."""
-    return _REPO_INVALID.sub("-", name.lower())
 
 
 def sanitise_tag(text: str) -> str:
