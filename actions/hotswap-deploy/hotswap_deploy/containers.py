@@ -1,0 +1,83 @@
+"""The project's service containers as the engine sees them: where they listen, whether they live,
+and what to say when one fails (state, health log, log tail, secrets masked)."""
+
+from __future__ import annotations
+
+import docker
+from docker.models.containers import Container
+
+from ci_actions.ledger import Image
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+ONEOFF_LABEL = "com.docker.compose.oneoff"
+RELEASE_LABEL = "io.ci-actions.release"
+LOG_TAIL = 30
+
+
+def service_containers(client: docker.DockerClient, project: str, service: str) -> list[Container]:
+    """The service's containers (not one-off `run` containers), oldest first."""
+    found = client.containers.list(all=True, ignore_removed=True, filters={
+        "label": [f"{PROJECT_LABEL}={project}", f"{SERVICE_LABEL}={service}"]})
+    found = [c for c in found if c.labels.get(ONEOFF_LABEL, "False") != "True"]
+    return sorted(found, key=lambda c: c.attrs.get("Created", ""))
+
+
+def running(containers: list[Container]) -> list[Container]:
+    return [c for c in containers if c.status == "running"]
+
+
+def address(container: Container, port: int) -> str:
+    """`127.0.0.1:<host port>` where the container's `port` is published (the deploy publishes it on
+    an ephemeral loopback port)."""
+    container.reload()
+    bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(f"{port}/tcp") or []
+    for binding in bindings:
+        if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
+            return f"127.0.0.1:{binding['HostPort']}"
+    raise LookupError(f"container {container.name} does not publish port {port} on 127.0.0.1")
+
+
+def death(container: Container, restarts_before: int = 0) -> str | None:
+    """Why the container is no longer serving, or None while it runs and has not restarted."""
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return "the container was removed"
+    state = container.attrs["State"]
+    if state.get("Status") != "running":
+        oom = ", out of memory" if state.get("OOMKilled") else ""
+        return f"{state.get('Status')} (exit code {state.get('ExitCode')}{oom})"
+    if container.attrs.get("RestartCount", 0) > restarts_before:
+        return f"restarted {container.attrs['RestartCount'] - restarts_before} time(s)"
+    if (state.get("Health") or {}).get("Status") == "unhealthy":
+        return "its HEALTHCHECK reports unhealthy"
+    return None
+
+
+def image_of(container: Container) -> Image:
+    return Image(container.attrs["Config"]["Image"], container.attrs["Image"])
+
+
+def diagnosis(container: Container, secrets: list[str]) -> str:
+    """What an operator needs first: state, the last health checks and the log tail, secrets masked."""
+    try:
+        container.reload()
+        state = container.attrs["State"]
+        health = (state.get("Health") or {}).get("Log") or []
+        checks = [f"  health: exit {h.get('ExitCode')}: {h.get('Output', '').strip()[:200]}"
+                  for h in health[-3:]]
+        logs = container.logs(tail=LOG_TAIL).decode(errors="replace").rstrip().splitlines()
+        head = (f"{container.name} ({container.attrs['Config']['Image']}): {state.get('Status')}, exit code "
+                f"{state.get('ExitCode')}, restarts {container.attrs.get('RestartCount')}")
+        text = "\n".join([head,
+                          *checks, f"  last {len(logs)} log lines:", *(f"  | {line}" for line in logs)])
+    except docker.errors.NotFound:
+        text = f"{container.name}: removed before it could be inspected"
+    return mask(text, secrets)
+
+
+def mask(text: str, secrets: list[str]) -> str:
+    for secret in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text

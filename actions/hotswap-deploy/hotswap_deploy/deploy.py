@@ -1,0 +1,355 @@
+"""Execute a deploy plan, and always land on a healthy version.
+
+Blue-green, per service in order: start the new container beside the old ones (compose, image
+changed only), wait until it answers its health URL with the new version, switch the proxy with the
+old containers as nginx `backup` servers, and move on. Then watch every new container for the window;
+the old ones stay alive, so a crash costs nothing (nginx retries on the backup) and the rollback is
+one proxy switch. Any failure switches back every service already switched, removes the new
+containers and fails with a diagnosis. Success retires the old containers and records the release.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, ImageNotFound, NotFound
+from docker.models.containers import Container
+
+from ci_actions import engine, ledger
+from ci_actions.compose import Compose, ComposeError
+from hotswap_deploy import containers, envfile
+from hotswap_deploy.health import HealthCheck, HealthError, probe, wait_healthy, with_port
+from hotswap_deploy.lock import deploy_lock
+from hotswap_deploy.plan import DeployPlan, ServiceTarget, plan_deploy
+from hotswap_deploy.proxy import Proxy, ProxyError, Upstream
+from hotswap_deploy.recover import recover
+from hotswap_deploy.settings import Settings
+
+WATCH_FAILURES = 3  # consecutive failed probes of a new container that end the watch
+
+
+class DeployError(Exception):
+    """The deploy did not go live. `back_on` says what serves now (the system is already back on it)."""
+
+    def __init__(self, message: str, *, back_on: str = "") -> None:
+        super().__init__(message)
+        self.back_on = back_on
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    settings: Settings
+    images: dict[str, str] = field(default_factory=dict)
+    sha: str = ""
+    env_values: dict[str, str] | None = None
+    kind: str = "deploy"
+    run: str = ""
+    actor: str = ""
+    lock_timeout: float = 600.0
+
+
+@dataclass
+class Swap:
+    """One service's switch: what served before, the new container, and how far it got."""
+
+    target: ServiceTarget
+    old: list[Container]
+    previous: Upstream | None
+    new: Container | None = None
+    new_address: str = ""
+    restarts: int = 0
+    switched: bool = False
+
+
+@dataclass(frozen=True)
+class DeployReport:
+    release: ledger.Release
+    plan: DeployPlan
+    timings: dict[str, float]
+    recovered: str = ""
+    downtime: dict[str, float] = field(default_factory=dict)
+
+
+def new_release_id(sha: str) -> str:
+    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{sha[:7]}-{secrets.token_hex(2)}"
+
+
+def deploy(request: DeployRequest) -> DeployReport:
+    """Guarded by the caller (guard.check); takes the project's lock, recovers an interrupted deploy,
+    then deploys. Raises DeployError only after the system is back on a healthy version."""
+    settings = request.settings
+    client = engine.connect()
+    model = settings.compose.config()
+    compose = dataclasses.replace(settings.compose, project=model["name"])
+    book = ledger.Ledger(settings.state_dir, compose.project)
+    holder = {"sha": request.sha or "(from images)", "run": request.run or "local"}
+    with deploy_lock(book.directory, timeout=request.lock_timeout, holder=holder):
+        proxy = settings.proxy_for(compose.project)
+        recovered = recover(client, book, proxy, model, settings.services, settings.keep)
+        settings.save(book.directory)
+        sha = request.sha or _revision_of(client, request.images, settings.services)
+        release_id = new_release_id(sha)
+        plan = plan_deploy(model, release_id=release_id, sha=sha, strategy=settings.strategy,
+                           services=settings.services, images=request.images, health=settings.health,
+                           migrate=settings.migrate if request.kind == "deploy" else (),
+                           watch_seconds=settings.watch_seconds)
+        images = _check_images(client, book, plan)
+        if request.env_values is not None:
+            envfile.write(compose.directory / ".env", request.env_values)
+        release = ledger.Release(release_id, sha, request.kind, images, _live_id(book), request.run,
+                                 request.actor, ledger.now())
+        book.start(release)
+        runner = _Runner(client, compose, plan, proxy, request)
+        try:
+            timings = runner.run()
+        except DeployError as exc:
+            outcome = "aborted" if not runner.touched else "rolled-back"
+            book.finish(release, outcome, reason=str(exc).splitlines()[0], timings=runner.timings)
+            raise
+        targets = ledger.next_rollback_targets(book.releases(), sha, settings.keep)
+        book.finish(release, ledger.LIVE, timings=timings, rollback_targets=targets)
+        release = next(r for r in book.releases() if r.id == release_id)
+    return DeployReport(release, plan, timings, recovered, runner.downtime)
+
+
+def _revision_of(client: docker.DockerClient, images: dict[str, str], services: list[str]) -> str:
+    """With only `images` given, the commit is the one build-images labelled them with."""
+    for service in services:
+        ref = images.get(service)
+        if ref:
+            try:
+                revision = client.images.get(ref).labels.get("org.opencontainers.image.revision", "")
+            except ImageNotFound:
+                raise DeployError(f"image {ref} for {service} does not exist on this host; nothing was "
+                                  "touched (build it with build-images first)") from None
+            if revision:
+                return revision
+    raise DeployError("cannot tell the commit: give `sha`, or images built by build-images (they carry "
+                      "org.opencontainers.image.revision)")
+
+
+def _live_id(book: ledger.Ledger) -> str | None:
+    current = ledger.live(book.releases())
+    return current.id if current else None
+
+
+def _check_images(client: docker.DockerClient, book: ledger.Ledger,
+                  plan: DeployPlan) -> dict[str, ledger.Image]:
+    """Every target image, and every image of the live release (what a rollback needs), must exist
+    before anything is touched."""
+    found: dict[str, ledger.Image] = {}
+    missing = []
+    for target in plan.targets:
+        try:
+            found[target.service] = ledger.Image(target.image, client.images.get(target.image).id)
+        except ImageNotFound:
+            missing.append(f"{target.image} (for {target.service})")
+    current = ledger.live(book.releases())
+    for service, image in (current.images.items() if current else ()):
+        try:
+            client.images.get(image.id)
+        except ImageNotFound:
+            missing.append(f"{image.ref} ({service}'s live image, needed to roll back)")
+    if missing:
+        raise DeployError(f"image(s) missing on this host: {'; '.join(missing)}. Nothing was touched.")
+    return found
+
+
+class _Runner:
+    """One deploy's side effects, in order, with the rollback that undoes them."""
+
+    def __init__(self, client: docker.DockerClient, compose: Compose, plan: DeployPlan, proxy: Proxy | None,
+                 request: DeployRequest) -> None:
+        self.client, self.compose, self.plan, self.proxy = client, compose, plan, proxy
+        self.secrets = list((request.env_values or {}).values())
+        self.timings: dict[str, float] = {}
+        self.downtime: dict[str, float] = {}
+        self.swaps: list[Swap] = []
+        self.touched = False
+        self.started = time.monotonic()
+
+    def mark(self, name: str) -> None:
+        self.timings[name] = round(time.monotonic() - self.started, 3)
+
+    def run(self) -> dict[str, float]:
+        with tempfile.TemporaryDirectory(prefix="ci-actions-deploy-") as tmp:
+            override = Path(tmp) / "hotswap-deploy.override.yml"
+            override.write_text(self.plan.override_yaml())
+            self._migrate(override)
+            if self.plan.strategy == "recreate":
+                self._recreate_all(override)
+            else:
+                self._blue_green(override)
+        self.mark("total")
+        return self.timings
+
+    def _migrate(self, override: Path) -> None:
+        if not self.plan.migrate:
+            return
+        result = self.compose.run(*self.plan.migrate_args(), overrides=(override,), timeout=1800)
+        self.mark("migrated")
+        if result.returncode != 0:
+            output = containers.mask((result.stdout + result.stderr).strip(), self.secrets)
+            tail = output.splitlines()[-30:]
+            raise DeployError(f"migration failed (exit {result.returncode}); nothing was switched and the "
+                              "current version keeps serving:\n" + "\n".join(tail),
+                              back_on="the current release")
+
+    def _blue_green(self, override: Path) -> None:
+        if self.proxy is None:
+            raise DeployError("blue-green needs a proxy (nginx-config and upstream-dir); use strategy "
+                              "recreate for services that publish a fixed host port")
+        try:
+            for target in self.plan.targets:
+                self._swap_in(target, override)
+            self._watch()
+            self._retire()
+        except (HealthError, ProxyError, ComposeError, APIError, LookupError) as exc:
+            self._roll_back(str(exc))
+        except DeployError as exc:
+            self._roll_back(str(exc))
+
+    def _swap_in(self, target: ServiceTarget, override: Path) -> None:
+        service = target.service
+        old = containers.running(containers.service_containers(self.client, self.plan.project, service))
+        swap = Swap(target, old, self.proxy.current(service))
+        self.swaps.append(swap)
+        self.touched = True
+        began = time.monotonic()
+        self.compose.check(*self.plan.start_args(service, len(old) + 1), overrides=(override,), timeout=300)
+        swap.new = self._new_container(service)
+        swap.restarts = swap.new.attrs.get("RestartCount", 0)
+        swap.new_address = containers.address(swap.new, target.port)
+        check = dataclasses.replace(target.health, url=with_port(target.health.url,
+                                                                 int(swap.new_address.rsplit(":", 1)[1])))
+        wait_healthy(check, alive=lambda: containers.death(swap.new, swap.restarts))
+        self.timings[f"{service}.healthy_after"] = round(time.monotonic() - began, 3)
+        backup = [containers.address(c, target.port) for c in old]
+        self.proxy.switch(service, Upstream([swap.new_address], backup))
+        swap.switched = True
+        self.timings[f"{service}.switched_after"] = round(time.monotonic() - began, 3)
+        self.mark(f"{service}.switched")
+
+    def _new_container(self, service: str) -> Container:
+        mine = [c for c in containers.service_containers(self.client, self.plan.project, service)
+                if c.labels.get(containers.RELEASE_LABEL) == self.plan.release_id]
+        if not mine:
+            raise DeployError(f"compose started no new container for {service}")
+        return mine[-1]
+
+    def _watch(self) -> None:
+        """For the window, every new container must stay up and keep answering its health URL."""
+        if not self.plan.watch_seconds:
+            return
+        deadline = time.monotonic() + self.plan.watch_seconds
+        failures = {swap.target.service: 0 for swap in self.swaps}
+        while time.monotonic() < deadline:
+            for swap in self.swaps:
+                service = swap.target.service
+                reason = containers.death(swap.new, swap.restarts)
+                if reason:
+                    raise DeployError(f"{service} failed in the watch window: {reason}")
+                port = int(swap.new_address.rsplit(":", 1)[1])
+                result = probe(dataclasses.replace(swap.target.health,
+                                                   url=with_port(swap.target.health.url, port)))
+                failures[service] = 0 if result.ok else failures[service] + 1
+                if failures[service] >= WATCH_FAILURES:
+                    raise DeployError(f"{service} stopped passing its health check in the watch window: "
+                                      f"{result.detail}")
+            time.sleep(min(self._interval(), max(0.0, deadline - time.monotonic())))
+        self.mark("watched")
+
+    def _interval(self) -> float:
+        return min(swap.target.health.interval for swap in self.swaps) if self.swaps else 1.0
+
+    def _retire(self) -> None:
+        """Drop the backups from the proxy, then stop the old containers gracefully and remove them."""
+        for swap in self.swaps:
+            self.proxy.switch(swap.target.service, Upstream([swap.new_address], []))
+        for swap in self.swaps:
+            for container in swap.old:
+                _remove(container, grace=swap.target.stop_grace)
+        self.mark("retired")
+
+    def _roll_back(self, why: str) -> None:
+        """Switch back every service already switched, remove every new container, then raise."""
+        diagnosis = [containers.diagnosis(s.new, self.secrets) for s in self.swaps if s.new is not None]
+        problems = []
+        for swap in reversed(self.swaps):
+            if swap.switched and swap.previous is not None:
+                try:
+                    self.proxy.switch(swap.target.service, swap.previous)
+                except ProxyError as exc:
+                    problems.append(f"switching {swap.target.service} back failed: {exc}")
+        for swap in self.swaps:
+            if swap.new is not None:
+                _remove(swap.new, grace=0)
+        self.mark("rolled_back")
+        services = ", ".join(s.target.service for s in self.swaps if s.switched) or "none"
+        raise DeployError("\n".join([f"deploy of {self.plan.sha[:12]} failed and was rolled back "
+                                     f"(services switched back: {services}): {why}", *problems,
+                                     *diagnosis]), back_on="the previous release")
+
+    def _recreate_all(self, override: Path) -> None:
+        """The seed's behaviour, measured: compose replaces each container in place (downtime)."""
+        for target in self.plan.targets:
+            self.touched = True
+            began = time.monotonic()
+            with _DowntimeMeter(target.health) as meter:
+                self.compose.check(*self.plan.recreate_args(target.service), overrides=(override,),
+                                   timeout=600)
+                try:
+                    wait_healthy(target.health)
+                except HealthError as exc:
+                    raise DeployError(f"{target.service} is not healthy after recreate: {exc}; recreate has "
+                                      "no old container to go back to (use blue-green)") from exc
+            self.downtime[target.service] = meter.downtime
+            self.timings[f"{target.service}.healthy_after"] = round(time.monotonic() - began, 3)
+        self.mark("recreated")
+
+
+def _remove(container: Container, *, grace: float) -> None:
+    try:
+        if grace:
+            container.stop(timeout=int(grace))
+        container.remove(force=True)
+    except NotFound:
+        pass
+
+
+class _DowntimeMeter:
+    """Probes a URL every 100 ms in a thread while recreate runs; downtime is the longest failing span."""
+
+    def __init__(self, check: HealthCheck) -> None:
+        self.check = dataclasses.replace(check, body_match="", request_timeout=1.0)
+        self.downtime = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> _DowntimeMeter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        down_since: float | None = None
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if probe(self.check).ok:
+                if down_since is not None:
+                    self.downtime = max(self.downtime, now - down_since)
+                    down_since = None
+            elif down_since is None:
+                down_since = now
+            self._stop.wait(0.1)
+
