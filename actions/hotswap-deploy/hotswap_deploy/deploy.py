@@ -119,6 +119,15 @@ def deploy(request: DeployRequest) -> DeployReport:
     return DeployReport(release, plan, timings, recovered, runner.downtime)
 
 
+def plan_only(request: DeployRequest) -> DeployPlan:
+    """The plan `--dry-run` prints: resolved from the compose model, with no engine and no lock."""
+    settings = request.settings
+    model = settings.compose.config()
+    return plan_deploy(model, release_id=new_release_id(request.sha or "0000000"), sha=request.sha,
+                       strategy=settings.strategy, services=settings.services, images=request.images,
+                       health=settings.health, migrate=settings.migrate, watch_seconds=settings.watch_seconds)
+
+
 def _revision_of(client: docker.DockerClient, images: dict[str, str], services: list[str]) -> str:
     """With only `images` given, the commit is the one build-images labelled them with."""
     for service in services:
@@ -231,7 +240,8 @@ class _Runner:
                                                                  int(swap.new_address.rsplit(":", 1)[1])))
         wait_healthy(check, alive=lambda: containers.death(swap.new, swap.restarts))
         self.timings[f"{service}.healthy_after"] = round(time.monotonic() - began, 3)
-        backup = [containers.address(c, target.port) for c in old]
+        # the old containers are exactly what the proxy served until now
+        backup = [a for a in (swap.previous.primary if swap.previous else []) if a != swap.new_address]
         self.proxy.switch(service, Upstream([swap.new_address], backup))
         swap.switched = True
         self.timings[f"{service}.switched_after"] = round(time.monotonic() - began, 3)
@@ -248,6 +258,7 @@ class _Runner:
         """For the window, every new container must stay up and keep answering its health URL."""
         if not self.plan.watch_seconds:
             return
+        self.mark("watch_started")
         deadline = time.monotonic() + self.plan.watch_seconds
         failures = {swap.target.service: 0 for swap in self.swaps}
         while time.monotonic() < deadline:

@@ -12,6 +12,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Report 503 from /api/health (lets deploy tests ship a "bad" release with a good image). */
   forceUnhealthy: boolean;
+  /** Exit with status 70 this long after listening (0: never): a release that crashes after its switch. */
+  crashAfterMs: number;
   /** CORS_ORIGINS: comma-separated browser origins allowed to call the API ("*" for any). */
   corsOrigins: string[];
   logRequests: boolean;
@@ -60,6 +62,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     commit: env.GIT_SHA?.trim() || "unknown",
     shutdownTimeoutMs: intFrom(env, "SHUTDOWN_TIMEOUT_MS", 10_000, 0, 600_000),
     forceUnhealthy: flag(env, "FORCE_UNHEALTHY"),
+    crashAfterMs: intFrom(env, "CRASH_AFTER_MS", 0, 0, 86_400_000),
     corsOrigins: (env.CORS_ORIGINS ?? "")
       .split(",")
       .map((o) => o.trim().replace(/\/+$/, ""))

@@ -37,6 +37,12 @@ server.listen(config.port, config.host, () => {
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.port;
   log(`listening on http://${config.host}:${port} (version ${config.version}, commit ${config.commit})`);
+  if (config.crashAfterMs > 0) {
+    setTimeout(() => {
+      log(`crashing on purpose (CRASH_AFTER_MS=${config.crashAfterMs})`);
+      process.exit(70);
+    }, config.crashAfterMs).unref();
+  }
 });
 
 let stopping = false;

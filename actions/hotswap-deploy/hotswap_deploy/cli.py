@@ -1,0 +1,162 @@
+"""`ci-actions deploy run|rollback|status|history`: the action's work from the production host's shell.
+
+`run` takes the same flags as the action's inputs; `rollback`, `status` and `history` need only the
+project, since every deploy saves its settings and releases under the state folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from ci_actions import engine, ledger
+from ci_actions.compose import Compose, ComposeError
+from hotswap_deploy import envfile, settings, status
+from hotswap_deploy.deploy import DeployError, DeployReport, DeployRequest, deploy, plan_only
+from hotswap_deploy.health import HealthCheck, validate_health_url
+from hotswap_deploy.lock import LockTimeout
+from hotswap_deploy.plan import STRATEGIES, PlanError
+from hotswap_deploy.proxy import ProxyError
+from hotswap_deploy.rollback import RollbackError, rollback_request
+
+FAILURES = (DeployError, PlanError, ComposeError, ProxyError, LockTimeout, RollbackError, engine.EngineError,
+            ledger.LedgerError, settings.SettingsError, envfile.EnvFileError)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("deploy", help="zero-downtime deploys, rollback and the release ledger")
+    commands = parser.add_subparsers(dest="deploy_command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, func) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--state-dir", type=Path, default=ledger.default_state_dir())
+        sub.set_defaults(func=func)
+        return sub
+
+    run = command("run", "deploy images (or a sha) to the compose project", _run)
+    run.add_argument("--compose-file", action="append", type=Path, required=True, dest="compose_files")
+    run.add_argument("--project-name", default="")
+    run.add_argument("--service", action="append", required=True, dest="services", help="in deploy order")
+    run.add_argument("--images", default="", help="build-images' JSON output: {service: ref}")
+    run.add_argument("--sha", default="")
+    run.add_argument("--strategy", choices=STRATEGIES, default="blue-green")
+    run.add_argument("--nginx-config", type=Path)
+    run.add_argument("--upstream-dir", type=Path)
+    run.add_argument("--nginx", default="nginx", help="the nginx binary")
+    run.add_argument("--migrate-command", default="")
+    run.add_argument("--health-url", action="append", required=True, help="`service: url` (repeat)")
+    run.add_argument("--health-match", action="append", default=[], help="`service: text` (repeat)")
+    run.add_argument("--health-status", type=int, default=200)
+    run.add_argument("--health-timeout", type=float, default=60)
+    run.add_argument("--health-interval", type=float, default=1)
+    run.add_argument("--watch-seconds", type=float, default=0)
+    run.add_argument("--env-file", type=Path, help="KEY=VALUE lines written to the project's .env (0600)")
+    run.add_argument("--keep", type=int, default=settings.DEFAULT_KEEP, help="releases kept for rollback")
+    run.add_argument("--lock-timeout", type=float, default=600)
+    run.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
+
+    back = command("rollback", "go back to a retained release with the same zero-downtime switch", _rollback)
+    back.add_argument("--project", required=True)
+    back.add_argument("--to", required=True, help="a sha (or its prefix), or `previous`")
+    back.add_argument("--lock-timeout", type=float, default=600)
+    for name, help_text, func in (("status", "what is live; recovers an interrupted deploy", _status),
+                                  ("history", "every release: sha, images, times, outcome", _history)):
+        command(name, help_text, func).add_argument("--project", required=True)
+
+
+def _pairs(lines: list[str], name: str) -> dict[str, str]:
+    pairs = {}
+    for number, line in enumerate(lines, start=1):
+        service, found, value = line.partition(":")
+        if not found or not service.strip() or not value.strip():
+            raise PlanError(f"{name}: entry {number} is not `service: value`")
+        pairs[service.strip()] = value.strip()
+    return pairs
+
+
+def health_checks(urls: list[str], matches: list[str], *, status: int, timeout: float,
+                  interval: float) -> dict[str, HealthCheck]:
+    """Per-service checks from `service: url` and `service: text` lines (shared with the action)."""
+    bodies = _pairs(matches, "health-match")
+    checks = {}
+    for service, url in _pairs(urls, "health-url").items():
+        try:
+            url = validate_health_url(url, name=f"health-url for {service}")
+            checks[service] = HealthCheck(url, status, bodies.get(service, ""), timeout, interval)
+        except ValueError as exc:
+            raise PlanError(str(exc)) from exc
+    return checks
+
+
+def settings_of(args: argparse.Namespace) -> settings.Settings:
+    nginx = None
+    if args.nginx_config or args.upstream_dir:
+        if not (args.nginx_config and args.upstream_dir):
+            raise PlanError("give both --nginx-config and --upstream-dir (the proxy), or neither")
+        nginx = settings.NginxSettings(args.nginx_config.resolve(), args.upstream_dir.resolve(), args.nginx)
+    return settings.Settings(
+        compose=Compose(tuple(p.resolve() for p in args.compose_files), args.project_name),
+        services=args.services,
+        health=health_checks(args.health_url, args.health_match, status=args.health_status,
+                             timeout=args.health_timeout, interval=args.health_interval),
+        state_dir=args.state_dir, strategy=args.strategy, nginx=nginx,
+        migrate=tuple(shlex.split(args.migrate_command)), watch_seconds=args.watch_seconds, keep=args.keep)
+
+
+def report_json(report: DeployReport) -> dict:
+    release = report.release
+    return {"release": release.id, "sha": release.sha, "outcome": release.outcome,
+            "images": {s: i.ref for s, i in release.images.items()}, "timings": report.timings,
+            "recovered": report.recovered, "downtime": report.downtime}
+
+
+def _fail(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        request = DeployRequest(
+            settings=settings_of(args), images=json.loads(args.images) if args.images else {}, sha=args.sha,
+            env_values=envfile.parse(args.env_file.read_text()) if args.env_file else None,
+            lock_timeout=args.lock_timeout, run="cli")
+        if args.dry_run:
+            print("\n".join(plan_only(request).describe()))
+            return 0
+        report = deploy(request)
+    except FAILURES as exc:
+        return _fail(exc)
+    print(json.dumps(report_json(report)))
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    try:
+        request = rollback_request(args.state_dir, args.project, args.to, lock_timeout=args.lock_timeout,
+                                   run="cli")
+        report = deploy(request)
+    except FAILURES as exc:
+        return _fail(exc)
+    print(json.dumps(report_json(report)))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    try:
+        print(status.render(status.status(args.state_dir, args.project)))
+    except FAILURES as exc:
+        return _fail(exc)
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    try:
+        releases = ledger.Ledger(args.state_dir, args.project).releases()
+    except FAILURES as exc:
+        return _fail(exc)
+    print(status.history_table(releases))
+    return 0

@@ -1,0 +1,356 @@
+"""hotswap-deploy end to end: the example app's real images, real nginx on the host, the real compose
+CLI, and a bounded load generator on 127.0.0.1 at 100+ requests per second through the proxy for the
+whole operation. Any non-2xx or connection error counts as a failed request.
+
+The images are built once per module with build-images (commits A, B and C differ only in the commit
+they report); the "bad releases" are B's image with one env var baked in (FORCE_UNHEALTHY, CRASH_AFTER_MS,
+MIGRATE_FAIL), so the code under test is the same everywhere. Each test deploys its own compose project
+and its own nginx.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+from docker.errors import ImageNotFound
+
+from build_images.plan import PROJECT_LABEL
+from ci_actions import ledger
+from hotswap_deploy.proxy import Upstream
+from tests.support.example_app import built_app, compose_args
+from tests.support.loadgen import LoadGenerator
+from tests.support.nginx import NginxServer, free_port
+
+A, B, C = ("a" * 40), ("b" * 40), ("c" * 40)
+UNHEALTHY, CRASHING, MIGRATE_FAILS = ("d" * 40), ("e" * 40), ("f" * 40)
+RATE = 120.0
+PLACEHOLDER = Upstream(["127.0.0.1:9"], [])  # what serves before the first deploy: nothing
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ci_actions", *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, docker_client: docker.DockerClient, node_image, busybox_image):
+    """{sha: {service: ref}} for the good releases A, B, C and the bad ones (made from B)."""
+    app = built_app(tmp_path_factory.mktemp("app"))
+    state = tmp_path_factory.mktemp("build-state")
+    project = f"hdimg-{uuid.uuid4().hex[:6]}"
+    refs: dict[str, dict[str, str]] = {}
+    try:
+        for sha in (A, B, C):
+            result = cli("images", "build", *compose_args(app), "--project-name", project, "--sha", sha,
+                         "--build-arg", f"GIT_SHA={sha}", "--state-dir", str(state), "--keep", "10",
+                         timeout=900)
+            assert result.returncode == 0, result.stderr
+            refs[sha] = json.loads(result.stdout)["images"]
+        for sha, env in ((UNHEALTHY, "FORCE_UNHEALTHY=1"), (CRASHING, "CRASH_AFTER_MS=5000"),
+                         (MIGRATE_FAILS, "MIGRATE_FAIL=1")):
+            backend = refs[B]["backend"].rsplit(":", 1)[0]
+            dockerfile = f"FROM {refs[B]['backend']}\nENV {env} GIT_SHA={sha}\n".encode()
+            docker_client.images.build(fileobj=io.BytesIO(dockerfile), tag=f"{backend}:{sha}",
+                                       labels={PROJECT_LABEL: project}, rm=True)
+            frontend = refs[B]["frontend"].rsplit(":", 1)[0]
+            docker_client.images.get(refs[B]["frontend"]).tag(frontend, sha)
+            refs[sha] = {"backend": f"{backend}:{sha}", "frontend": f"{frontend}:{sha}"}
+        yield app, refs
+    finally:
+        for image in docker_client.images.list(filters={"label": f"{PROJECT_LABEL}={project}"}):
+            for tag in image.tags:
+                with contextlib.suppress(ImageNotFound):
+                    docker_client.images.remove(tag, force=True)
+
+
+@dataclass
+class Site:
+    """One deployed compose project behind its own nginx."""
+
+    app: Path
+    refs: dict[str, dict[str, str]]
+    project: str
+    state: Path
+    nginx: NginxServer
+
+    def run_args(self, sha: str, *extra: str, images: bool = True) -> list[str]:
+        return ["deploy", "run", *compose_args(self.app), "--project-name", self.project,
+                "--service", "backend", "--service", "frontend",
+                *(["--images", json.dumps(self.refs[sha])] if images else ["--sha", sha]),
+                "--nginx-config", str(self.nginx.config), "--upstream-dir", str(self.nginx.upstream_dir),
+                "--health-url", "backend: http://localhost/api/health", "--health-match", f"backend: {sha}",
+                "--health-url", "frontend: http://localhost/", "--health-interval", "0.25",
+                "--health-timeout", "30", "--state-dir", str(self.state), *extra]
+
+    def deploy(self, sha: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return cli(*self.run_args(sha, *extra))
+
+    def releases(self) -> list[ledger.Release]:
+        return ledger.Ledger(self.state, self.project).releases()
+
+    def live_commit(self) -> str:
+        """The commit the backend reports through the proxy."""
+        with urllib.request.urlopen(self.nginx.url("backend", "/api/health"), timeout=5) as response:
+            return json.loads(response.read())["commit"]
+
+    def containers(self, client: docker.DockerClient, service: str = "backend") -> list:
+        return client.containers.list(all=True, filters={"label": [f"com.docker.compose.project={self.project}",
+                                                                   f"com.docker.compose.service={service}"]})
+
+
+@pytest.fixture
+def site(images, nginx_factory, tmp_path, docker_client):
+    app, refs = images
+    project = f"hd-{uuid.uuid4().hex[:8]}"
+    nginx = nginx_factory(project, {"backend": PLACEHOLDER, "frontend": PLACEHOLDER})
+    made = Site(app, refs, project, tmp_path / "state", nginx)
+    yield made
+    for container in docker_client.containers.list(all=True,
+                                                   filters={"label": f"com.docker.compose.project={project}"}):
+        container.remove(force=True)
+    for network in docker_client.networks.list(filters={"label": f"com.docker.compose.project={project}"}):
+        network.remove()
+
+
+def load(site: Site) -> LoadGenerator:
+    return LoadGenerator(site.nginx.url("backend", "/api/health"), rate=RATE, max_seconds=240)
+
+
+def live_site(site: Site, *shas: str) -> None:
+    for sha in shas:
+        result = site.deploy(sha)
+        assert result.returncode == 0, result.stderr
+    assert site.live_commit() == shas[-1]
+
+
+def test_good_deploy_of_backend_and_frontend_drops_nothing(site, docker_client):
+    live_site(site, A)
+    with load(site) as generator:
+        result = site.deploy(B, "--watch-seconds", "3")
+        time.sleep(1)
+    report = generator.stop()
+    assert result.returncode == 0, result.stderr
+    assert report.failed == 0 and report.rate >= 100, report.summary()
+    assert site.live_commit() == B
+    deployed = json.loads(result.stdout)
+    timings = deployed["timings"]
+    print(f"\ngood deploy: {report.summary()}; timings {timings}")
+    # from start to the switch, at most the new container's own start-to-healthy time plus 2 s
+    assert timings["backend.switched_after"] <= timings["backend.healthy_after"] + 2
+    assert [c.status for c in site.containers(docker_client)] == ["running"]  # the old one is retired
+    releases = site.releases()
+    assert [(r.sha, r.outcome) for r in releases] == [(A, "live"), (B, "live")]
+    assert releases[-1].rollback_targets == [releases[0].id]
+    upstream = site.nginx.proxy().current("backend")
+    assert upstream.backup == [] and len(upstream.primary) == 1
+
+
+def test_unhealthy_release_rolls_back_automatically_and_drops_nothing(site, docker_client):
+    live_site(site, B)
+    with load(site) as generator:
+        result = site.deploy(UNHEALTHY, "--health-timeout", "6")
+    report = generator.stop()
+    assert result.returncode == 1
+    assert "deploy of dddddddddddd failed and was rolled back" in result.stderr
+    assert "was not healthy within 6 s" in result.stderr and "HTTP 503" in result.stderr
+    assert "last" in result.stderr and "log lines" in result.stderr  # the diagnosis: state and log tail
+    assert report.failed == 0, report.summary()
+    assert site.live_commit() == B
+    assert len(site.containers(docker_client)) == 1
+    assert [r.outcome for r in site.releases()] == ["live", "rolled-back"]
+
+
+def test_crash_inside_the_watch_window_rolls_back_and_drops_nothing(site, docker_client):
+    live_site(site, B)
+    with load(site) as generator:
+        result = site.deploy(CRASHING, "--watch-seconds", "10")
+        time.sleep(1)
+    report = generator.stop()
+    assert result.returncode == 1
+    assert "backend failed in the watch window: exited (exit code 70)" in result.stderr
+    assert "crashing on purpose" in result.stderr  # the log tail of the crashed container
+    assert report.failed == 0, report.summary()
+    assert site.live_commit() == B
+    timings = site.releases()[-1].timings
+    print(f"\ncrash in watch: {report.summary()}; timings {timings}")
+    assert timings["rolled_back"] - timings["watch_started"] <= 10 + 2
+
+
+def test_failed_migration_aborts_before_any_switch(site, docker_client):
+    live_site(site, B)
+    with load(site) as generator:
+        result = site.deploy(MIGRATE_FAILS, "--migrate-command", "node dist/migrate.js")
+    report = generator.stop()
+    assert result.returncode == 1
+    assert "migration failed (exit 1); nothing was switched" in result.stderr
+    assert "failing on purpose" in result.stderr
+    assert report.failed == 0, report.summary()
+    assert site.live_commit() == B
+    assert len(site.containers(docker_client)) == 1
+    assert site.releases()[-1].outcome == "aborted"
+
+
+def test_manual_rollback_to_the_release_before_last_drops_nothing(site):
+    live_site(site, A, B, C)
+    with load(site) as generator:
+        result = cli("deploy", "rollback", "--project", site.project, "--to", A[:7],
+                     "--state-dir", str(site.state))
+        time.sleep(1)
+    report = generator.stop()
+    assert result.returncode == 0, result.stderr
+    assert report.failed == 0, report.summary()
+    assert site.live_commit() == A
+    last = site.releases()[-1]
+    assert (last.kind, last.sha, last.outcome) == ("rollback", A, "live")
+    history = cli("deploy", "history", "--project", site.project, "--state-dir", str(site.state)).stdout
+    assert history.count("\n") == 4 and "rollback" in history
+
+
+def test_rollback_to_a_release_that_is_not_retained_lists_the_retained(site):
+    live_site(site, A, B)
+    result = cli("deploy", "rollback", "--project", site.project, "--to", "1234567",
+                 "--state-dir", str(site.state))
+    assert result.returncode == 1
+    assert "release '1234567' is not retained for rollback; retained: aaaaaaaaaaaa" in result.stderr
+    assert site.live_commit() == B and len(site.releases()) == 2
+
+
+def test_two_deploys_at_once_are_serialised(site):
+    live_site(site, A)
+    first = subprocess.Popen([sys.executable, "-m", "ci_actions", *site.run_args(B, "--watch-seconds", "2")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    second = site.deploy(C)
+    _out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert second.returncode == 0, second.stderr
+    releases = site.releases()
+    assert [r.outcome for r in releases] == ["live", "live", "live"]
+    assert not any(r.in_flight for r in releases)
+    started = [r.sha for r in releases]
+    assert started[0] == A and set(started[1:]) == {B, C}
+    assert site.live_commit() == started[-1]
+
+
+def test_a_deploy_killed_mid_switch_is_recovered_by_status(site, docker_client):
+    live_site(site, B)
+    with load(site) as generator:
+        proc = subprocess.Popen([sys.executable, "-m", "ci_actions",
+                                 *site.run_args(C, "--watch-seconds", "60")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while not any("backend" in r.switched for r in site.releases() if r.sha == C):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            time.sleep(0.1)
+        time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        status = cli("deploy", "status", "--project", site.project, "--state-dir", str(site.state))
+    report = generator.stop()
+    assert status.returncode == 0, status.stderr
+    assert "was interrupted; back on the previous release" in status.stdout
+    assert f"live {B[:12]}" in status.stdout
+    assert report.failed == 0, report.summary()
+    assert site.live_commit() == B
+    assert len(site.containers(docker_client)) == 1
+    assert [r.outcome for r in site.releases()] == ["live", "recovered"]
+    assert site.nginx.proxy().current("backend").backup == []
+
+
+def test_missing_image_is_refused_before_anything_is_touched(site, docker_client):
+    live_site(site, B)
+    site.refs["nope"] = {"backend": "loyalty-app-backend:does-not-exist", "frontend": site.refs[B]["frontend"]}
+    try:
+        result = site.deploy("nope", "--sha", "1" * 40)
+    finally:
+        del site.refs["nope"]
+    assert result.returncode == 1
+    assert "loyalty-app-backend:does-not-exist (for backend)" in result.stderr
+    assert "Nothing was touched" in result.stderr
+    assert len(site.releases()) == 1 and len(site.containers(docker_client)) == 1
+
+
+def test_a_proxy_config_that_fails_nginx_t_means_no_reload_and_no_switch(site, docker_client):
+    live_site(site, B)
+    workers = site.nginx.workers()
+    site.nginx.config.write_text(site.nginx.config.read_text() + "\nthis is not nginx;\n")
+    with load(site) as generator:
+        result = site.deploy(C)
+    report = generator.stop()
+    assert result.returncode == 1
+    assert "nginx rejected the configuration for backend" in result.stderr
+    assert "unknown directive" in result.stderr
+    assert report.failed == 0, report.summary()
+    assert site.nginx.workers() == workers  # never reloaded
+    assert site.live_commit() == B and len(site.containers(docker_client)) == 1
+
+
+def test_bad_env_file_line_is_named_by_number_and_nothing_is_written(site, tmp_path):
+    env_file = tmp_path / "deploy.env"
+    env_file.write_text("DATABASE_URL=postgres://u:hunter2@db/x\nthis line has hunter2 and no equals\n")
+    result = site.deploy(B, "--env-file", str(env_file))
+    assert result.returncode == 1
+    assert "env-file: line 2 is not KEY=VALUE" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    assert not (site.app / ".env").exists() and site.releases() == []
+
+
+def test_env_file_is_written_0600(site, tmp_path):
+    env_file = tmp_path / "deploy.env"
+    env_file.write_text("# secrets\nAPI_TOKEN=s3cr3t$value\n")
+    result = site.deploy(B, "--env-file", str(env_file))
+    try:
+        assert result.returncode == 0, result.stderr
+        written = site.app / ".env"
+        assert written.stat().st_mode & 0o777 == 0o600
+        assert written.read_text() == "API_TOKEN='s3cr3t$value'\n"
+    finally:
+        (site.app / ".env").unlink(missing_ok=True)
+
+
+def test_health_url_off_localhost_is_refused(site):
+    args = site.run_args(B)
+    args[args.index("backend: http://localhost/api/health")] = "backend: http://example.com/api/health"
+    result = cli(*args)
+    assert result.returncode == 1
+    assert "health-url for backend" in result.stderr and "localhost" in result.stderr
+    assert site.releases() == []
+
+
+def test_recreate_reports_its_downtime(site, docker_client):
+    """The seed's strategy on the same app: compose stops the old container, then starts the new one.
+    The load goes straight to the published port (no proxy); failures are reported, not asserted."""
+    port = str(free_port())
+    args = ["deploy", "run", *compose_args(site.app), "--project-name", site.project, "--service", "backend",
+            "--sha", "", "--strategy", "recreate", "--health-url", f"backend: http://127.0.0.1:{port}/api/health",
+            "--health-interval", "0.1", "--state-dir", str(site.state)]
+    env = {**os.environ, "BACKEND_PORT": port}
+    first = subprocess.run([sys.executable, "-m", "ci_actions", *args, "--images",
+                            json.dumps({"backend": site.refs[A]["backend"]})], env=env, capture_output=True,
+                           text=True, timeout=300, check=False)
+    assert first.returncode == 0, first.stderr
+    with LoadGenerator(f"http://127.0.0.1:{port}/api/health", rate=RATE, max_seconds=120) as generator:
+        time.sleep(0.5)
+        second = subprocess.run([sys.executable, "-m", "ci_actions", *args, "--images",
+                                 json.dumps({"backend": site.refs[B]["backend"]})], env=env,
+                                capture_output=True, text=True, timeout=300, check=False)
+        time.sleep(0.5)
+    report = generator.stop()
+    assert second.returncode == 0, second.stderr
+    downtime = json.loads(second.stdout)["downtime"]["backend"]
+    print(f"\nrecreate: {report.summary()}; measured downtime {downtime:.2f}s")
+    assert report.failed > 0 and downtime > 0  # what blue-green exists to avoid
+
