@@ -44,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build_parser.add_argument("--smoke", action="append", default=[], help="`service: command`")
     build_parser.add_argument("--source", default="", help="repository URL for the OCI source label")
     build_parser.add_argument("--dry-run", action="store_true", help="print the plan, build nothing")
+    build_parser.add_argument("--verbose", action="store_true",
+                              help="print each service's `docker compose build` log to stderr")
     retention(build_parser)
     prune_parser = command("prune", "remove images no recent release, container or rollback needs", _prune)
     prune_parser.add_argument("--dry-run", action="store_true")
@@ -91,6 +93,9 @@ def _build(args: argparse.Namespace) -> int:
         pruned = prune.prune(engine.connect(), report.plan.project, args.keep, args.state_dir)
     except FAILURES as exc:
         return _fail(exc)
+    if args.verbose:
+        for result in report.results:
+            print(f"== {result.service} ==\n{result.log.rstrip()}", file=sys.stderr)
     print(json.dumps(report_json(report, pruned)))
     return 0
 

@@ -1,0 +1,301 @@
+"""build-images on the example app: rebuilds with no change and after a backend edit, against a cold build.
+
+Run: .venv/bin/python bench/bench_images.py [--rounds N] [--prod-deps]   (after scripts/build-base-images.sh)
+
+The app (examples/loyalty-app) is copied without node_modules/dist and prepared once as the pipeline's
+build job does: `npm ci` in backend and frontend, offline `npm run db:generate`, `npm run build` in both
+(`--prod-deps` also prunes the backend's node_modules to production deps first, as
+tests/integration/test_example_app.py does; that shrinks the build context the classic builder sends).
+Every build is the CLI users run, timed around the whole command:
+
+    python -m ci_actions images build --compose-file docker-compose.yml \
+        --compose-file docker-compose.prod.yml --project-name <unique> --sha <sha> --state-dir <tmp>
+
+Each round, side by side in one process:
+1. cold: `--no-cache` (the classic builder caches by parent + instruction, so only this is really cold)
+2. no change: the next commit, same sources                                  ratio vs cold, target <= 0.10
+3. backend change: one line added to backend/src, `npm run build` in backend (untimed), then the build
+   (timed; `--verbose` gives each service's compose build log). Expected: the backend's steps before
+   `COPY dist ./dist` say "Using cache", every step from that copy on is rebuilt, and every step of the
+   frontend's Dockerfile is cached (only the metadata labels appended after it, whose values change with
+   each commit, run again). The step lines are printed.
+
+Every image the bench made (label io.ci-actions.project=<project>) is removed at the end, with the
+untagged stage images (label loyalty-app.image) that appeared during the run. Exit status 1 when a
+measure misses its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, ImageNotFound
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+APP = REPO_ROOT / "examples" / "loyalty-app"
+COMPOSE_FILES = ("docker-compose.yml", "docker-compose.prod.yml")
+PROJECT_LABEL = "io.ci-actions.project"
+STAGE_LABEL = "loyalty-app.image"  # the app's Dockerfiles label every stage, the untagged deps stage too
+NPM_ENV = {"NO_UPDATE_NOTIFIER": "1", "NPM_CONFIG_UPDATE_NOTIFIER": "false",
+           "PRISMA_SCHEMA_ENGINE_BINARY": "/bin/true", "CHECKPOINT_DISABLE": "1"}  # offline Prisma 7
+NPM_CI = ["npm", "ci", "--no-audit", "--no-fund", "--prefer-offline"]
+PROD_PRUNE = ["npm", "prune", "--omit=dev", "--omit=optional", "--offline", "--no-audit", "--no-fund"]
+EDITED = Path("backend/src/config.ts")
+COPY_DIST = "COPY dist ./dist"
+# Labels compose and build-images append as LABEL steps after the Dockerfile's own.
+APPENDED_LABELS = re.compile(r"^LABEL (com\.docker\.compose\.|io\.ci-actions\.|org\.opencontainers\.image\.)")
+STEP = re.compile(r"^Step \d+/\d+ : (.*)$")
+TARGET = 0.10
+
+
+def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(argv, cwd=cwd, env={**os.environ, **NPM_ENV, **(env or {})}, capture_output=True,
+                            text=True, check=False, timeout=900)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} (in {cwd}) exited {result.returncode}:\n"
+                         f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def prepare(root: Path, prod_deps: bool) -> Path:
+    """The app with its dependencies installed, the Prisma client generated and both packages built."""
+    app = root / "loyalty-app"
+    shutil.copytree(APP, app, symlinks=True,
+                    ignore=shutil.ignore_patterns("node_modules", "dist", "build-test", "generated"))
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda d: run(NPM_CI, app / d), ("backend", "frontend")))
+    run(["npm", "run", "db:generate"], app / "backend")
+    for directory in ("backend", "frontend"):
+        run(["npm", "run", "build"], app / directory)
+    if prod_deps:  # the edit's `npm run build` needs the dev deps: it runs in a full copy (see edit_backend)
+        shutil.copytree(app / "backend", root / "backend-dev", symlinks=True)
+        run(PROD_PRUNE, app / "backend")
+    size = sum(p.stat().st_size for p in (app / "backend" / "node_modules").rglob("*") if p.is_file())
+    print(f"prepared {app} in {time.perf_counter() - started:.1f} s (backend node_modules "
+          f"{size / 1e6:.0f} MB{', production deps only' if prod_deps else ''})", flush=True)
+    return app
+
+
+@dataclass
+class Build:
+    seconds: float
+    report: dict
+    logs: dict[str, str]
+
+
+class Bench:
+    def __init__(self, app: Path, state: Path) -> None:
+        self.app = app
+        self.state = state
+        self.project = f"bench-images-{uuid.uuid4().hex[:8]}"
+        self.env = {"BACKEND_IMAGE": f"{self.project}-backend:dev",
+                    "FRONTEND_IMAGE": f"{self.project}-frontend:dev"}
+        self.builds = 0
+
+    def build(self, *extra: str) -> Build:
+        self.builds += 1
+        sha = f"{self.builds:040x}"
+        files = [arg for name in COMPOSE_FILES for arg in ("--compose-file", name)]
+        argv = [sys.executable, "-m", "ci_actions", "images", "build", *files, "--project-name", self.project,
+                "--sha", sha, "--state-dir", str(self.state), "--verbose", *extra]
+        started = time.perf_counter()
+        result = run(argv, self.app, self.env)
+        seconds = time.perf_counter() - started
+        return Build(seconds, json.loads(result.stdout), split_logs(result.stderr))
+
+    def edit_backend(self, n: int) -> None:
+        """One line more in a backend source file, then `npm run build` (in the full copy with --prod-deps,
+        whose dist/ then replaces the context's)."""
+        dev = self.app.parent / "backend-dev"
+        backends = [self.app / "backend", *([dev] if dev.is_dir() else [])]
+        for backend in backends:
+            with (backend / EDITED.relative_to("backend")).open("a") as handle:
+                handle.write(f"\nexport const benchEdit{n} = {n}; // bench_images.py: a one-line change\n")
+        run(["npm", "run", "build"], backends[-1])
+        if backends[-1] == dev:
+            shutil.rmtree(self.app / "backend" / "dist")
+            shutil.copytree(dev / "dist", self.app / "backend" / "dist", symlinks=True)
+
+
+def split_logs(stderr: str) -> dict[str, str]:
+    """`--verbose` prints `== <service> ==` then that service's compose build log."""
+    logs: dict[str, list[str]] = {}
+    current = None
+    for line in stderr.splitlines():
+        header = re.fullmatch(r"== (\S+) ==", line)
+        if header:
+            current = logs.setdefault(header.group(1), [])
+        elif current is not None:
+            current.append(line)
+    return {service: "\n".join(lines) for service, lines in logs.items()}
+
+
+@dataclass(frozen=True)
+class Step:
+    line: str
+    instruction: str
+    state: str  # "base" (FROM), "cached" or "rebuilt"
+
+    @property
+    def appended(self) -> bool:
+        return bool(APPENDED_LABELS.match(self.instruction))
+
+
+def steps_of(log: str) -> list[Step]:
+    """The classic builder's `Step i/n : X` lines, each with whether the next line says `Using cache`."""
+    lines = log.splitlines()
+    found = []
+    for index, line in enumerate(lines):
+        match = STEP.match(line)
+        if not match:
+            continue
+        after = lines[index + 1].strip() if index + 1 < len(lines) else ""
+        instruction = match.group(1)
+        state = ("base" if instruction.upper().startswith("FROM ")
+                 else "cached" if after == "---> Using cache" else "rebuilt")
+        found.append(Step(line, instruction, state))
+    return found
+
+
+def backend_as_expected(steps: list[Step]) -> bool:
+    """Every step before `COPY dist ./dist` cached, that copy and every step after it rebuilt."""
+    at = next((i for i, s in enumerate(steps) if s.instruction.strip() == COPY_DIST), None)
+    if at is None:
+        return False
+    return (all(s.state in ("base", "cached") for s in steps[:at])
+            and all(s.state == "rebuilt" for s in steps[at:]))
+
+
+def dockerfile_cached(steps: list[Step]) -> bool:
+    """Every step of the Dockerfile itself cached (the appended metadata labels are not the Dockerfile)."""
+    own = [s for s in steps if not s.appended]
+    return bool(own) and all(s.state in ("base", "cached") for s in own)
+
+
+def show_steps(service: str, steps: list[Step]) -> None:
+    print(f"  {service}:")
+    for step in steps:
+        mark = {"base": "base   ", "cached": "cached ", "rebuilt": "REBUILT"}[step.state]
+        text = step.line if len(step.line) <= 100 else step.line[:97] + "..."
+        print(f"    {mark} {text}")
+
+
+def one_round(bench: Bench, n: int) -> dict:
+    cold = bench.build("--no-cache")
+    same = bench.build()
+    bench.edit_backend(n)
+    changed = bench.build()
+    steps = {service: steps_of(log) for service, log in changed.logs.items()}
+    same_steps = {service: steps_of(log) for service, log in same.logs.items()}
+    result = {
+        "cold": cold.seconds, "same": same.seconds, "changed": changed.seconds,
+        "compose": {k: b.report["build-seconds"] for k, b in (("cold", cold), ("same", same),
+                                                              ("changed", changed))},
+        "same-cached": all(dockerfile_cached(s) for s in same_steps.values()),
+        "backend-ok": backend_as_expected(steps.get("backend", [])),
+        "frontend-ok": dockerfile_cached(steps.get("frontend", [])),
+        "steps": steps,
+    }
+    print(f"round {n + 1}: cold {cold.seconds:.2f} s, no change {same.seconds:.2f} s (all cached: "
+          f"{result['same-cached']}), backend change {changed.seconds:.2f} s (as expected: backend "
+          f"{result['backend-ok']}, frontend {result['frontend-ok']}); compose build seconds per service: "
+          + "; ".join(f"{k} {v}" for k, v in result["compose"].items()), flush=True)
+    for service, found in same_steps.items():  # say which step missed the cache, if any did
+        for step in found:
+            if not step.appended and step.state == "rebuilt":
+                print(f"  no change, {service} rebuilt: {step.line[:100]}", flush=True)
+    return result
+
+
+def report(rounds: list[dict]) -> int:
+    cold = statistics.median(r["cold"] for r in rounds)
+    same = statistics.median(r["same"] for r in rounds)
+    changed = statistics.median(r["changed"] for r in rounds)
+    last = rounds[-1]
+    print(f"\nbackend change, round {len(rounds)}: the compose build log's steps")
+    for service in ("backend", "frontend"):
+        show_steps(service, last["steps"].get(service, []))
+
+    def mark(ok: bool) -> str:
+        return "✔" if ok else "✘"
+
+    rows = [
+        ("rebuild, no change / cold (--no-cache)", f"{same:.2f} s", f"{cold:.2f} s", f"{same / cold:.3f}",
+         f"<= {TARGET:.2f}", mark(same / cold <= TARGET)),
+        ("  every Dockerfile step 'Using cache'", "", "", "", "all",
+         mark(all(r["same-cached"] for r in rounds))),
+        ("rebuild, backend change / cold", f"{changed:.2f} s", f"{cold:.2f} s", f"{changed / cold:.3f}",
+         "-", ""),
+        (f"  backend: cached before `{COPY_DIST}`, rebuilt from it", "", "", "", "all",
+         mark(all(r["backend-ok"] for r in rounds))),
+        ("  frontend: every Dockerfile step cached", "", "", "", "all",
+         mark(all(r["frontend-ok"] for r in rounds))),
+    ]
+    header = ("measure", "ours", "cold", "ratio", "target", "")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    print(f"\nexample app, {len(rounds)} round(s), medians; times are the whole CLI command")
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0 if all(row[-1] != "✘" for row in rows) else 1
+
+
+def cleanup(client: docker.DockerClient, project: str, stages_before: set[str]) -> None:
+    """The project's images by id (forced: their tags and staging leftovers), then the untagged stage
+    images that appeared during the run; their intermediate images go with them."""
+    removed = 0
+    for image in client.images.list(filters={"label": f"{PROJECT_LABEL}={project}"}):
+        with contextlib.suppress(ImageNotFound):
+            client.images.remove(image.id, force=True)
+            removed += 1
+    for image_id in stage_images(client) - stages_before:
+        with contextlib.suppress(ImageNotFound, APIError):  # APIError: another run's build now uses it
+            client.images.remove(image_id)
+            removed += 1
+    print(f"cleanup: removed {removed} image(s) of {project}")
+
+
+def stage_images(client: docker.DockerClient) -> set[str]:
+    return {i.id for i in client.images.list(filters={"dangling": True, "label": STAGE_LABEL})}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2, help="rounds; medians are reported")
+    parser.add_argument("--prod-deps", action="store_true",
+                        help="prune the backend's node_modules to production deps before building")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    for tool in ("npm", "docker"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is not on PATH; install it to run this bench")
+    client = docker.from_env(timeout=300)
+    stages_before = stage_images(client)
+    with tempfile.TemporaryDirectory(prefix="ci-actions-bench-images-") as tmp:
+        bench = Bench(prepare(Path(tmp), args.prod_deps), Path(tmp) / "state")
+        print(f"project {bench.project}; {os.cpu_count()} CPUs", flush=True)
+        try:
+            rounds = [one_round(bench, n) for n in range(args.rounds)]
+        finally:
+            cleanup(client, bench.project, stages_before)
+    return report(rounds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
