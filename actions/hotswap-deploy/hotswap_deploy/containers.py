@@ -3,6 +3,8 @@ and what to say when one fails (state, health log, log tail, secrets masked)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import docker
 from docker.models.containers import Container
 
@@ -49,7 +51,8 @@ def death(container: Container, restarts_before: int = 0) -> str | None:
         oom = ", out of memory" if state.get("OOMKilled") else ""
         return f"{state.get('Status')} (exit code {state.get('ExitCode')}{oom})"
     if container.attrs.get("RestartCount", 0) > restarts_before:
-        return f"restarted {container.attrs['RestartCount'] - restarts_before} time(s)"
+        return (f"restarted {container.attrs['RestartCount'] - restarts_before} time(s): it exited and its "
+                "restart policy started it again")
     if (state.get("Health") or {}).get("Status") == "unhealthy":
         return "its HEALTHCHECK reports unhealthy"
     return None
@@ -68,6 +71,10 @@ def diagnosis(container: Container, secrets: list[str]) -> str:
         checks = [f"  health: exit {h.get('ExitCode')}: {h.get('Output', '').strip()[:200]}"
                   for h in health[-3:]]
         logs = container.logs(tail=LOG_TAIL).decode(errors="replace").rstrip().splitlines()
+        if container.attrs.get("RestartCount"):
+            # the crash is in the output of the run before the restart policy started it again
+            before = container.logs(tail=LOG_TAIL, until=_started_at(state) - 1)
+            logs = [*before.decode(errors="replace").rstrip().splitlines(), "(restarted here)", *logs]
         head = (f"{container.name} ({container.attrs['Config']['Image']}): {state.get('Status')}, exit code "
                 f"{state.get('ExitCode')}, restarts {container.attrs.get('RestartCount')}")
         text = "\n".join([head,
@@ -75,6 +82,11 @@ def diagnosis(container: Container, secrets: list[str]) -> str:
     except docker.errors.NotFound:
         text = f"{container.name}: removed before it could be inspected"
     return mask(text, secrets)
+
+
+def _started_at(state: dict) -> int:
+    started = datetime.strptime(state["StartedAt"][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    return int(started.timestamp())
 
 
 def mask(text: str, secrets: list[str]) -> str:

@@ -15,6 +15,7 @@ import secrets
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,7 +107,8 @@ def deploy(request: DeployRequest) -> DeployReport:
         release = ledger.Release(release_id, sha, request.kind, images, _live_id(book), request.run,
                                  request.actor, ledger.now())
         book.start(release)
-        runner = _Runner(client, compose, plan, proxy, request)
+        runner = _Runner(client, compose, plan, proxy, request,
+                         on_switched=lambda service: book.switched(release, service))
         try:
             timings = runner.run()
         except DeployError as exc:
@@ -175,8 +177,9 @@ class _Runner:
     """One deploy's side effects, in order, with the rollback that undoes them."""
 
     def __init__(self, client: docker.DockerClient, compose: Compose, plan: DeployPlan, proxy: Proxy | None,
-                 request: DeployRequest) -> None:
+                 request: DeployRequest, on_switched: Callable[[str], None]) -> None:
         self.client, self.compose, self.plan, self.proxy = client, compose, plan, proxy
+        self.on_switched = on_switched
         self.secrets = list((request.env_values or {}).values())
         self.timings: dict[str, float] = {}
         self.downtime: dict[str, float] = {}
@@ -244,6 +247,7 @@ class _Runner:
         backup = [a for a in (swap.previous.primary if swap.previous else []) if a != swap.new_address]
         self.proxy.switch(service, Upstream([swap.new_address], backup))
         swap.switched = True
+        self.on_switched(service)
         self.timings[f"{service}.switched_after"] = round(time.monotonic() - began, 3)
         self.mark(f"{service}.switched")
 

@@ -8,6 +8,7 @@ side), so env, volumes, networks and labels are exactly what the user declared.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -125,6 +126,11 @@ def stop_grace(model: dict, service: str) -> float:
     return float(minutes or 0) * 60 + float(seconds or 0)
 
 
+def with_sha(check: HealthCheck, sha: str) -> HealthCheck:
+    """`{sha}` in a body match is the commit being deployed, so a rollback checks for its own commit."""
+    return dataclasses.replace(check, body_match=check.body_match.replace("{sha}", sha))
+
+
 def plan_deploy(model: dict, *, release_id: str, sha: str, strategy: str, services: list[str],
                 images: dict[str, str], health: dict[str, HealthCheck], migrate: tuple[str, ...] = (),
                 watch_seconds: float = 0.0) -> DeployPlan:
@@ -137,6 +143,6 @@ def plan_deploy(model: dict, *, release_id: str, sha: str, strategy: str, servic
     if missing:
         raise PlanError(f"health-url has no URL for {', '.join(missing)}; every deployed service needs one "
                         "(`service: http://localhost/health`)")
-    targets = [ServiceTarget(s, refs[s], container_port(model, s), health[s], stop_grace(model, s))
-               for s in services]
+    targets = [ServiceTarget(s, refs[s], container_port(model, s), with_sha(health[s], sha),
+                             stop_grace(model, s)) for s in services]
     return DeployPlan(model["name"], release_id, sha, strategy, targets, migrate, watch_seconds)
