@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -180,8 +181,9 @@ def test_crash_inside_the_watch_window_rolls_back_and_drops_nothing(site, docker
         time.sleep(1)
     report = generator.stop()
     assert result.returncode == 1
-    # the prod override's `restart: unless-stopped` brings it back; a restart counts as a failure
-    assert "backend failed in the watch window: restarted 1 time(s)" in result.stderr
+    # seen as it exits, or after the prod override's `restart: unless-stopped` brought it back
+    assert re.search(r"backend failed in the watch window: (restarted 1 time|\w+ \(exit code 70\))",
+                     result.stderr), result.stderr
     assert "crashing on purpose" in result.stderr  # the log tail of the crashed container
     assert report.failed == 0, report.summary()
     assert site.live_commit() == B

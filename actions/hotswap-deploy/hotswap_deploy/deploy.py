@@ -340,11 +340,13 @@ def _remove(container: Container, *, grace: float) -> None:
 
 
 class _DowntimeMeter:
-    """Probes a URL every 100 ms in a thread while recreate runs; downtime is the longest failing span."""
+    """Probes a URL every 100 ms in a thread while recreate runs; downtime is the longest failing span.
+    The caller leaves only once the service answers again, so a span still open at exit ends there."""
 
     def __init__(self, check: HealthCheck) -> None:
-        self.check = dataclasses.replace(check, body_match="", request_timeout=1.0)
+        self.check = dataclasses.replace(check, body_match="", request_timeout=0.3)
         self.downtime = 0.0
+        self._down_since: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -355,16 +357,18 @@ class _DowntimeMeter:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        self._up(time.monotonic())
+
+    def _up(self, now: float) -> None:
+        if self._down_since is not None:
+            self.downtime = max(self.downtime, now - self._down_since)
+            self._down_since = None
 
     def _loop(self) -> None:
-        down_since: float | None = None
         while not self._stop.is_set():
             now = time.monotonic()
             if probe(self.check).ok:
-                if down_since is not None:
-                    self.downtime = max(self.downtime, now - down_since)
-                    down_since = None
-            elif down_since is None:
-                down_since = now
+                self._up(now)
+            elif self._down_since is None:
+                self._down_since = now
             self._stop.wait(0.1)
-
