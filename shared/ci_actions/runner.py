@@ -78,6 +78,21 @@ def get_choice_input(name: str, choices: tuple[str, ...], *, default: str) -> st
     return value
 
 
+def get_number_input(name: str, *, default: float, minimum: float = 0.0, whole: bool = False) -> float:
+    """A number (seconds, counts) at least `minimum`; anything else is an error naming the input."""
+    text = get_input(name)
+    if not text:
+        return default
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        kind = "a whole number" if whole else "a number"
+        raise InputError(f"Input '{name}' must be {kind}, at least {minimum:g} (got {text!r})")
+    return value
+
+
 def _append_file_command(var: str, text: str) -> bool:
     path = os.environ.get(var)
     if not path:

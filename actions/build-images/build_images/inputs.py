@@ -52,10 +52,7 @@ def request() -> BuildRequest:
 
 
 def keep() -> int:
-    text = runner.get_input("keep", default="5")
-    if not text.isdigit() or int(text) < 1:
-        raise runner.InputError(f"Input 'keep' must be a whole number of releases, at least 1 (got {text!r})")
-    return int(text)
+    return int(runner.get_number_input("keep", default=5, minimum=1, whole=True))
 
 
 def state_dir() -> Path:

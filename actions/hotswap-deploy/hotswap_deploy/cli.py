@@ -136,8 +136,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     try:
-        request = rollback_request(args.state_dir, args.project, args.to, lock_timeout=args.lock_timeout,
-                                   run="cli")
+        request = rollback_request(settings.load(args.state_dir, args.project), args.project, args.to,
+                                   lock_timeout=args.lock_timeout, run="cli")
         report = deploy(request)
     except FAILURES as exc:
         return _fail(exc)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from docker.errors import ImageNotFound
 
 from ci_actions import engine, ledger
@@ -28,10 +26,10 @@ def pick(releases: list[ledger.Release], to: str) -> ledger.Release:
     raise RollbackError(f"release {to!r} is not retained for rollback; retained: {retained or 'none'}")
 
 
-def rollback_request(state_dir: Path, project: str, to: str, *, lock_timeout: float, run: str = "",
+def rollback_request(saved: settings.Settings, project: str, to: str, *, lock_timeout: float, run: str = "",
                      actor: str = "") -> DeployRequest:
-    saved = settings.load(state_dir, project)
-    target = pick(ledger.Ledger(state_dir, project).releases(), to)
+    """A deploy of the release `to` names, switched exactly as `saved` says (migrations are not re-run)."""
+    target = pick(ledger.Ledger(saved.state_dir, project).releases(), to)
     missing = [s for s in saved.services if s not in target.images]
     if missing:
         raise RollbackError(f"release {target.id} has no image for {', '.join(missing)}")

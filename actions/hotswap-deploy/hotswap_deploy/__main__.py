@@ -1,0 +1,89 @@
+"""hotswap-deploy as a GitHub step: guard, deploy (or roll back), outputs, summary, GitHub Deployment."""
+
+import json
+import os
+
+from ci_actions import runner
+from hotswap_deploy import inputs
+from hotswap_deploy.cli import FAILURES
+from hotswap_deploy.deploy import DeployError, DeployReport, deploy
+from hotswap_deploy.github_deployment import API_ERRORS, GitHubDeployment
+from hotswap_deploy.guard import GuardError
+
+
+def summary(report: DeployReport) -> str:
+    release, timings = report.release, report.timings
+    rows = []
+    for target in report.plan.targets:
+        service = target.service
+        healthy, switched = timings.get(f"{service}.healthy_after"), timings.get(f"{service}.switched_after")
+        rows.append(f"| {service} | `{target.image}` | {healthy if healthy is not None else '-'}s "
+                    f"| {switched if switched is not None else '-'}s |")
+    lines = [f"### hotswap-deploy: {release.kind} of `{release.sha[:12]}` is live", "",
+             "| service | image | start → healthy | start → switched |", "|---|---|---|---|", *rows, "",
+             f"Strategy {report.plan.strategy}; total {timings.get('total', 0)}s; release `{release.id}`."]
+    if report.downtime:
+        downtime = ", ".join(f"{s} {d:.2f}s" for s, d in report.downtime.items())
+        lines.append(f"Measured downtime (recreate): {downtime}. For zero, put the service behind the proxy "
+                     "and use strategy blue-green (docs/nginx-setup.md).")
+    if report.recovered:
+        lines.append(f"Recovered first: {report.recovered}.")
+    return "\n".join([*lines, ""])
+
+
+def github_deployment(sha: str) -> tuple[GitHubDeployment | None, str]:
+    token = runner.get_input("github-token")
+    context = runner.run_context()
+    log_url = f"{context.repository_url}/actions/runs/{context.run_id}" if context.repository_url else ""
+    if not token:
+        return None, log_url
+    runner.mask(token)
+    api = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
+    deployment = GitHubDeployment(token, context.repository, api)
+    try:
+        deployment.start(sha, runner.get_input("environment", default="production"),
+                         f"hotswap-deploy of {sha[:12]}", log_url)
+    except API_ERRORS as exc:
+        runner.warning(f"GitHub Deployment not created ({exc}); deploying anyway")
+        return None, log_url
+    return deployment, log_url
+
+
+def tell_github(deployment: GitHubDeployment | None, ok: bool, description: str, log_url: str) -> None:
+    if deployment is None:
+        return
+    try:
+        deployment.finish(ok, description, log_url)
+    except API_ERRORS as exc:
+        runner.warning(f"GitHub Deployment status not posted: {exc}")
+
+
+def main() -> None:
+    runner.set_output("deployed", "false")
+    runner.set_output("rolled-back", "false")
+    try:
+        inputs.check_guard()
+        request = inputs.request()
+    except (runner.InputError, GuardError, *FAILURES) as exc:
+        runner.fail(str(exc))
+    deployment, log_url = github_deployment(request.sha or runner.run_context().sha)
+    try:
+        with runner.group(f"hotswap-deploy ({request.kind})"):
+            report = deploy(request)
+    except FAILURES as exc:
+        tell_github(deployment, False, str(exc).splitlines()[0], log_url)
+        if isinstance(exc, DeployError) and exc.back_on:
+            runner.set_output("rolled-back", "true")
+        runner.append_summary(f"### hotswap-deploy failed\n\n```\n{exc}\n```\n")
+        runner.fail(str(exc))
+    release = report.release
+    tell_github(deployment, True, f"{release.sha[:12]} is live", log_url)
+    runner.set_output("deployed", "true")
+    runner.set_output("release", release.id)
+    runner.set_output("sha", release.sha)
+    runner.set_output("images", json.dumps({s: i.ref for s, i in release.images.items()}))
+    runner.set_output("timings", json.dumps(report.timings))
+    runner.append_summary(summary(report))
+
+
+main()
