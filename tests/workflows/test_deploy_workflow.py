@@ -1,0 +1,76 @@
+"""build-images feeding hotswap-deploy under act, through the consumer's view, against a real nginx on
+127.0.0.1 and real containers; then a job whose ref is not allowed, which must touch nothing."""
+
+import contextlib
+import subprocess
+import urllib.request
+import uuid
+from pathlib import Path
+
+import docker
+import pytest
+from docker.errors import ImageNotFound
+
+from ci_actions import ledger
+from hotswap_deploy.proxy import Upstream
+from tests.support.nginx import start_nginx
+from tests.workflows.act_runner import REPO_ROOT, make_consumer_repo, run_workflow
+
+pytestmark = pytest.mark.workflow
+WORKFLOW = Path(__file__).with_name("deploy.yml")
+APP = REPO_ROOT / "tests" / "fixtures" / "deploy-app"
+SECRET = "s3cr3t-token-value"
+
+
+@pytest.fixture(scope="module")
+def deploy_run(tmp_path_factory):
+    name = f"hd-wf-{uuid.uuid4().hex[:8]}"
+    repo = make_consumer_repo(tmp_path_factory.mktemp("consumer"), WORKFLOW, tree=APP)
+    sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    nginx = start_nginx(tmp_path_factory.mktemp("nginx"), name, {"web": Upstream(["127.0.0.1:9"], [])})
+    state = tmp_path_factory.mktemp("state")
+    client = docker.from_env()
+    try:
+        run = run_workflow(repo, repo / ".github" / "workflows" / WORKFLOW.name,
+                           env={"DEPLOY_APP_NAME": name, "STATE_DIR": str(state), "FAKE_SECRET": SECRET,
+                                "NGINX_CONFIG": str(nginx.config), "UPSTREAM_DIR": str(nginx.upstream_dir)})
+        with urllib.request.urlopen(nginx.url("web"), timeout=5) as response:
+            served = response.read().decode()
+        yield run, name, sha, state, served
+    finally:
+        nginx.stop()
+        mine = {"label": f"com.docker.compose.project={name}"}
+        for container in client.containers.list(all=True, filters=mine):
+            container.remove(force=True)
+        for network in client.networks.list(filters=mine):
+            network.remove()
+        for image in client.images.list(filters={"label": f"io.ci-actions.project={name}"}):
+            with contextlib.suppress(ImageNotFound):
+                client.images.remove(image.id, force=True)
+        client.close()
+
+
+def test_the_built_images_are_deployed_and_serve_through_nginx(deploy_run):
+    run, name, sha, state, served = deploy_run
+    for job in ("images", "deploy"):
+        assert run.job(job).result == "success", run.job(job).text[-3000:]
+    assert served.strip() == f"web at {sha}"
+    [release] = ledger.Ledger(state, name).releases()
+    assert (release.sha, release.outcome, release.images["web"].ref) == (sha, "live", f"{name}-web:{sha}")
+    assert run.undeclared_outputs == []
+
+
+def test_the_env_file_secret_is_masked_and_written_0600(deploy_run):
+    run, *_ = deploy_run
+    job = run.job("deploy")
+    assert "the env file is beside the compose file, mode 0600" in job.text and job.result == "success"
+    assert SECRET not in job.text
+
+
+def test_a_ref_that_is_not_allowed_is_refused_before_anything_is_touched(deploy_run):
+    run, name, _, state, _ = deploy_run
+    job = run.job("untrusted-ref")
+    assert job.result == "failure"
+    assert "refusing to deploy from refs/heads/main: allowed-refs is refs/heads/release/*" in job.text
+    assert len(ledger.Ledger(state, name).releases()) == 1
