@@ -17,13 +17,13 @@ class GitHubDeployment:
     """One Deployment of `sha` to `environment`, with an in_progress status now and a final one later."""
 
     def __init__(self, token: str, repository: str, api_url: str) -> None:
-        self._github = Github(auth=Auth.Token(token), base_url=api_url, retry=None,
+        self._github = Github(auth=Auth.Token(token), base_url=api_url, retry=None, lazy=True,
                               seconds_between_requests=None, seconds_between_writes=None)
         self._repository = repository
         self._deployment: Deployment | None = None
 
     def start(self, sha: str, environment: str, description: str, log_url: str) -> None:
-        repo = self._github.get_repo(self._repository, lazy=True)
+        repo = self._github.get_repo(self._repository)
         self._deployment = repo.create_deployment(
             ref=sha, environment=environment, description=description[:140], auto_merge=False,
             required_contexts=[], production_environment=environment == "production")
