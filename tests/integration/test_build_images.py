@@ -189,3 +189,23 @@ def test_prune_spares_ledger_targets_containers_and_the_newest(project, docker_c
             if image_id not in removed:
                 assert docker_client.images.get(image_id)  # still here, with its tags
                 assert docker_client.images.get(f"{project.name}-{service}:{sha}").id == image_id
+
+
+def test_an_unchanged_service_is_not_rebuilt_but_restamped_with_the_new_commit(project, docker_client):
+    project.payload("one")
+    (project.root / "web" / ".dockerignore").write_text("notes.txt\n")
+    first = project.build(SHAS[0])
+    assert first.returncode == 0, first.stderr
+    (project.root / "api" / "payload").write_text("api changed")
+    (project.root / "web" / "notes.txt").write_text("ignored by .dockerignore: not an input")
+    second = project.build(SHAS[1], "--verbose")
+    assert second.returncode == 0, second.stderr
+    before, after = (json.loads(r.stdout)["image-ids"] for r in (first, second))
+    assert f"unchanged: reused image {before['web']}" in second.stderr
+    assert "Step 1/" in second.stderr.split("== api ==")[1]  # api went through compose build
+    web = docker_client.images.get(after["web"])
+    assert web.labels[REVISION_LABEL] == SHAS[1]
+    assert web.attrs["RootFS"] == docker_client.images.get(before["web"]).attrs["RootFS"]  # same layers
+    assert after["api"] != before["api"]
+    third = project.build(SHAS[2], "--no-cache", "--verbose")
+    assert third.returncode == 0 and "unchanged" not in third.stderr  # --no-cache always builds

@@ -8,6 +8,7 @@ and passed its smoke command, and then verified through the engine.
 from __future__ import annotations
 
 import dataclasses
+import io
 import secrets
 import tempfile
 import time
@@ -19,7 +20,17 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException, ImageNotFound
 
-from build_images.plan import BuildPlan, ServiceBuild, oci_labels, plan_build
+from build_images.fingerprint import fingerprint
+from build_images.plan import (
+    CREATED_LABEL,
+    INPUTS_LABEL,
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+    BuildPlan,
+    ServiceBuild,
+    oci_labels,
+    plan_build,
+)
 from build_images.tags import TagRules
 from ci_actions import engine
 from ci_actions.compose import Compose, write_override
@@ -72,27 +83,43 @@ class BuildReport:
         return {r.service: r.refs[0] for r in self.results}
 
 
-def plan(request: BuildRequest, compose: Compose | None = None) -> tuple[Compose, BuildPlan]:
+def plan(request: BuildRequest) -> tuple[Compose, dict, BuildPlan]:
     """Resolve the compose model and plan the build (no engine needed: this is `--dry-run`)."""
-    compose = compose or request.compose
-    model = compose.config()
-    compose = dataclasses.replace(compose, project=model["name"])
+    model = request.compose.config()
+    compose = dataclasses.replace(request.compose, project=model["name"])
     labels = oci_labels(sha=request.rules.sha, source=request.source,
                         created=datetime.now(UTC).isoformat(timespec="seconds"))
     build_plan = plan_build(model, services=request.services, rules=request.rules, labels=labels,
                             smoke=request.smoke, token=secrets.token_hex(6), build_args=request.build_args,
                             no_cache=request.no_cache)
-    return compose, build_plan
+    return compose, model, build_plan
+
+
+def with_reuse(client: docker.DockerClient, model: dict, build_plan: BuildPlan) -> BuildPlan:
+    """Fingerprint each service's inputs; one whose inputs match an image already built is not rebuilt."""
+    if build_plan.no_cache:
+        return build_plan
+    services = []
+    for service in build_plan.services:
+        build_spec = model["services"][service.service]["build"]
+        inputs = fingerprint(client, build_spec, build_plan.build_args) or ""
+        found = client.images.list(filters={"label": [f"{PROJECT_LABEL}={build_plan.project}",
+                                                      f"{SERVICE_LABEL}={service.service}",
+                                                      f"{INPUTS_LABEL}={inputs}"]}) if inputs else []
+        newest = max(found, key=lambda i: i.labels.get(CREATED_LABEL, ""), default=None)
+        services.append(dataclasses.replace(service, inputs=inputs, reuse=newest.id if newest else ""))
+    return dataclasses.replace(build_plan, services=services)
 
 
 def build(request: BuildRequest) -> BuildReport:
     started = time.monotonic()
     client = engine.connect()
-    compose, build_plan = plan(request)
+    compose, model, build_plan = plan(request)
+    build_plan = with_reuse(client, model, build_plan)
     with tempfile.TemporaryDirectory(prefix="ci-actions-build-") as tmp:
         override = write_override(Path(tmp) / "build-images.override.json", build_plan.override())
         try:
-            results = _build_all(compose, build_plan, override)
+            results = _build_all(client, compose, build_plan, override)
             results = [_smoke(client, build_plan, result) for result in results]
             _tag_all(client, build_plan, results)
         finally:
@@ -100,9 +127,11 @@ def build(request: BuildRequest) -> BuildReport:
     return BuildReport(build_plan, results, time.monotonic() - started)
 
 
-def _build_all(compose: Compose, build_plan: BuildPlan, override: Path) -> list[ServiceResult]:
+def _build_all(client: docker.DockerClient, compose: Compose, build_plan: BuildPlan,
+               override: Path) -> list[ServiceResult]:
     with ThreadPoolExecutor(max_workers=len(build_plan.services)) as pool:
-        futures = [pool.submit(_build_one, compose, build_plan, s, override) for s in build_plan.services]
+        futures = [pool.submit(_reuse, client, build_plan, s) if s.reuse else
+                   pool.submit(_build_one, compose, build_plan, s, override) for s in build_plan.services]
         outcomes = [f.result() for f in futures]
     failed = [o for o in outcomes if isinstance(o, BuildError)]
     if failed:
@@ -111,6 +140,22 @@ def _build_all(compose: Compose, build_plan: BuildPlan, override: Path) -> list[
         raise BuildError(f"build failed for {names}; no image was tagged. {first}", service=first.service,
                          log_tail=first.log_tail)
     return [o for o in outcomes if isinstance(o, ServiceResult)]
+
+
+def _reuse(client: docker.DockerClient, build_plan: BuildPlan,
+           service: ServiceBuild) -> ServiceResult | BuildError:
+    """Restamp the image built from the same inputs with this build's labels (commit, time): one
+    metadata-only step on top of it, no context sent, so prune and deploy read the right commit."""
+    started = time.monotonic()
+    labels = {**build_plan.labels, SERVICE_LABEL: service.service, INPUTS_LABEL: service.inputs}
+    dockerfile = io.BytesIO(f"FROM {service.reuse}\n".encode())
+    try:
+        client.images.build(fileobj=dockerfile, tag=service.staging_ref, labels=labels, rm=True, pull=False)
+    except DockerException as exc:
+        return BuildError(f"restamping the unchanged image of {service.service} failed: {exc}",
+                          service=service.service)
+    return ServiceResult(service.service, service.refs(build_plan.tags), "", time.monotonic() - started, "",
+                         f"inputs {service.inputs[:12]} unchanged: reused image {service.reuse}\n")
 
 
 def _build_one(compose: Compose, build_plan: BuildPlan, service: ServiceBuild,

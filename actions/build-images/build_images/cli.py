@@ -87,7 +87,7 @@ def _build(args: argparse.Namespace) -> int:
     try:
         request = request_of(args)
         if args.dry_run:
-            print("\n".join(plan(request)[1].describe()))
+            print("\n".join(plan(request)[2].describe()))
             return 0
         report = build(request)
         pruned = prune.prune(engine.connect(), report.plan.project, args.keep, args.state_dir)

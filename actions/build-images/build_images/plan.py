@@ -19,6 +19,7 @@ SERVICE_LABEL = "io.ci-actions.service"
 REVISION_LABEL = "org.opencontainers.image.revision"
 CREATED_LABEL = "org.opencontainers.image.created"
 SOURCE_LABEL = "org.opencontainers.image.source"
+INPUTS_LABEL = "io.ci-actions.inputs"
 
 
 class PlanError(ValueError):
@@ -31,6 +32,8 @@ class ServiceBuild:
     repository: str
     staging_ref: str
     smoke: tuple[str, ...] = ()
+    inputs: str = ""  # fingerprint of what the image is built from ("" when it cannot be pinned)
+    reuse: str = ""  # id of an image already built from the same inputs: no build
 
     def refs(self, tags: list[str]) -> list[str]:
         return [f"{self.repository}:{tag}" for tag in tags]
@@ -48,9 +51,10 @@ class BuildPlan:
     def override(self) -> dict[str, dict]:
         """The compose override: only the image name (the staging tag), labels and build args change."""
         return {s.service: {"image": s.staging_ref,
-                            "build": {"labels": {**self.labels, SERVICE_LABEL: s.service},
+                            "build": {"labels": {**self.labels, SERVICE_LABEL: s.service,
+                                                 **({INPUTS_LABEL: s.inputs} if s.inputs else {})},
                                       **({"args": self.build_args} if self.build_args else {})}}
-                for s in self.services}
+                for s in self.services if not s.reuse}
 
     def build_args_of(self, service: str) -> list[str]:
         """`docker compose build` argv tail for one service (each service builds alone: its own log)."""
@@ -59,8 +63,9 @@ class BuildPlan:
     def describe(self) -> list[str]:
         lines = [f"project {self.project}: tags {', '.join(self.tags)}"]
         for s in self.services:
-            lines.append(f"  {s.service}: docker compose {shlex.join(self.build_args_of(s.service))} "
-                         f"-> {', '.join(s.refs(self.tags))}"
+            how = (f"unchanged inputs, reuses {s.reuse[7:19]}" if s.reuse else
+                   f"docker compose {shlex.join(self.build_args_of(s.service))}")
+            lines.append(f"  {s.service}: {how} -> {', '.join(s.refs(self.tags))}"
                          + (f"; smoke `{shlex.join(s.smoke)}`" if s.smoke else ""))
         return lines
 
