@@ -19,7 +19,9 @@ from hotswap_deploy.containers import RELEASE_LABEL
 from hotswap_deploy.health import HealthCheck
 
 STRATEGIES = ("blue-green", "recreate")
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+# `docker compose config` writes durations as Go does: 15s, 1m30s, 1h0m0s, 500ms
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
 class PlanError(ValueError):
@@ -119,11 +121,10 @@ def container_port(model: dict, service: str) -> int:
 def stop_grace(model: dict, service: str) -> float:
     """The service's `stop_grace_period` in seconds (compose's default: 10 s)."""
     text = str(model["services"][service].get("stop_grace_period") or "10s")
-    match = _DURATION.match(text)
-    if not match or not any(match.groups()):
+    parts = _DURATION.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
         return 10.0
-    minutes, seconds = match.groups()
-    return float(minutes or 0) * 60 + float(seconds or 0)
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
 def with_sha(check: HealthCheck, sha: str) -> HealthCheck:

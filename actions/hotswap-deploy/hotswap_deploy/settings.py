@@ -72,12 +72,16 @@ def load(state_dir: Path, project: str) -> Settings:
                             "once with hotswap-deploy, or pass --state-dir") from None
     except (OSError, ValueError) as exc:
         raise SettingsError(f"cannot read {path}: {exc}") from exc
-    nginx = data.get("nginx")
-    return Settings(
-        compose=Compose(tuple(Path(p) for p in data["compose"]["files"]), data["compose"]["project"]),
-        services=data["services"], strategy=data["strategy"],
-        health={s: HealthCheck(**h) for s, h in data["health"].items()}, state_dir=state_dir,
-        nginx=NginxSettings(Path(nginx["config"]), Path(nginx["upstream_dir"]), nginx["binary"]) if nginx
-        else None,
-        migrate=tuple(data.get("migrate", ())), watch_seconds=data.get("watch_seconds", 0.0),
-        keep=data.get("keep", DEFAULT_KEEP))
+    try:
+        nginx = data.get("nginx")
+        return Settings(
+            compose=Compose(tuple(Path(p) for p in data["compose"]["files"]), data["compose"]["project"]),
+            services=data["services"], strategy=data["strategy"],
+            health={s: HealthCheck(**h) for s, h in data["health"].items()}, state_dir=state_dir,
+            nginx=NginxSettings(Path(nginx["config"]), Path(nginx["upstream_dir"]), nginx["binary"]) if nginx
+            else None,
+            migrate=tuple(data.get("migrate", ())), watch_seconds=data.get("watch_seconds", 0.0),
+            keep=data.get("keep", DEFAULT_KEEP))
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise SettingsError(f"cannot read {path}: not the settings this version saves ({type(exc).__name__}: "
+                            f"{exc}); deploy once with hotswap-deploy to write them again") from None
