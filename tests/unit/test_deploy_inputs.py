@@ -1,0 +1,282 @@
+"""hotswap-deploy's inputs and host state: the env file, the guard, rollback targets, saved settings and
+the deploy lock. Pure and fast: no engine, no compose, no nginx."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from ci_actions.compose import Compose
+from ci_actions.ledger import LIVE, Image, Release
+from hotswap_deploy import envfile, guard, rollback, settings
+from hotswap_deploy.envfile import EnvFileError
+from hotswap_deploy.guard import GuardError
+from hotswap_deploy.health import HealthCheck
+from hotswap_deploy.lock import LockTimeout, deploy_lock
+from hotswap_deploy.rollback import RollbackError
+from hotswap_deploy.settings import NginxSettings, Settings, SettingsError
+
+A, B, C, D = ("a" * 40), ("b" * 40), ("c" * 40), ("d" * 40)
+
+
+# envfile.parse / render / write
+
+
+def test_parse_skips_comments_and_blank_lines_and_keeps_values_as_written():
+    text = ("# secrets for prod\n\n   \n  # indented comment\nDATABASE_URL=postgres://u:p@db/x?a=b\n"
+            " API_TOKEN =s3cr3t$value #not a comment\nEMPTY=\nQUOTED=\"kept\"\r\nlower_1=x\n")
+    assert envfile.parse(text) == {"DATABASE_URL": "postgres://u:p@db/x?a=b",
+                                   "API_TOKEN": "s3cr3t$value #not a comment", "EMPTY": "",
+                                   "QUOTED": '"kept"', "lower_1": "x"}
+    assert envfile.parse("") == {} and envfile.parse("# only a comment\n") == {}
+
+
+@pytest.mark.parametrize(("text", "number"), [
+    ("OK=1\nthis line has hunter2 and no equals\n", 2),
+    ("# c\n\n1KEY=hunter2\n", 3),
+    ("=hunter2\n", 1),
+    ("A=1\nB=2\nMY-KEY=hunter2\n", 3),
+    ("export SECRET=hunter2\n", 1),
+])
+def test_a_bad_line_is_named_by_number_and_never_quoted(text, number):
+    with pytest.raises(EnvFileError) as caught:
+        envfile.parse(text)
+    message = str(caught.value)
+    assert message.startswith(f"env-file: line {number} is not KEY=VALUE")
+    assert "hunter2" not in message and "KEY" in message
+
+
+def test_render_single_quotes_values_so_dollar_and_hash_stay_literal():
+    assert envfile.render({"A": "s3cr3t$value", "B": "x #y", "C": ""}) == "A='s3cr3t$value'\nB='x #y'\nC=''\n"
+    assert envfile.render({"D": "it's"}) == "D=it's\n"  # a value with a quote is written raw
+    assert envfile.render({}) == ""
+
+
+def test_write_is_0600_whatever_the_umask_and_leaves_no_temp_file(tmp_path):
+    target = tmp_path / ".env"
+    old = os.umask(0)
+    try:
+        envfile.write(target, {"API_TOKEN": "s3cr3t$value"})
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert target.read_text() == "API_TOKEN='s3cr3t$value'\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]
+
+
+def test_write_replaces_a_readable_file_with_a_0600_one(tmp_path):
+    target = tmp_path / ".env"
+    target.write_text("OLD=1\n")
+    target.chmod(0o644)
+    envfile.write(target, {"NEW": "2"})
+    assert target.read_text() == "NEW='2'\n" and target.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]
+
+
+def test_a_failed_write_leaves_neither_a_temp_file_nor_a_changed_target(tmp_path):
+    target = tmp_path / ".env"
+    target.mkdir()  # the rename over it fails
+    (target / "inside").write_text("untouched")
+    with pytest.raises(OSError):
+        envfile.write(target, {"API_TOKEN": "s3cr3t"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]  # no secret left in a temp file
+    assert (target / "inside").read_text() == "untouched"
+
+
+# guard.check
+
+
+@pytest.mark.parametrize("event", ["pull_request", "pull_request_target"])
+def test_untrusted_events_are_refused_unless_opted_in(event):
+    with pytest.raises(GuardError) as caught:
+        guard.check(event_name=event, ref="refs/heads/main", allowed_refs=[], allow_untrusted_events=False)
+    assert str(caught.value).startswith(f"refusing to deploy from a {event} event")
+    assert "set allow-untrusted-events: true to opt in" in str(caught.value)
+    guard.check(event_name=event, ref="refs/heads/main", allowed_refs=[], allow_untrusted_events=True)
+
+
+@pytest.mark.parametrize("event", ["push", "workflow_dispatch", "release", "schedule", ""])
+def test_other_events_pass(event):
+    guard.check(event_name=event, ref="refs/heads/anything", allowed_refs=[], allow_untrusted_events=False)
+
+
+@pytest.mark.parametrize("ref", ["refs/heads/main", "refs/tags/v1.2.3", "refs/heads/release/2024-06"])
+def test_allowed_refs_match_as_fnmatch_patterns(ref):
+    guard.check(event_name="push", ref=ref, allowed_refs=["refs/heads/main", "refs/tags/v*",
+                                                            "refs/heads/release/*"],
+                allow_untrusted_events=False)
+
+
+@pytest.mark.parametrize("ref", ["refs/heads/feature", "refs/heads/Main", "refs/tags/x1", "refs/heads/mainx"])
+def test_other_refs_are_refused_with_the_patterns_listed(ref):
+    with pytest.raises(GuardError) as caught:
+        guard.check(event_name="push", ref=ref, allowed_refs=["refs/heads/main", "refs/tags/v*"],
+                    allow_untrusted_events=False)
+    assert str(caught.value) == (f"refusing to deploy from {ref}: allowed-refs is refs/heads/main, "
+                                 "refs/tags/v*")
+
+
+def test_an_empty_ref_is_named_unknown():
+    with pytest.raises(GuardError) as caught:
+        guard.check(event_name="push", ref="", allowed_refs=["refs/heads/main"], allow_untrusted_events=False)
+    assert str(caught.value) == "refusing to deploy from an unknown ref: allowed-refs is refs/heads/main"
+
+
+def test_an_opted_in_untrusted_event_still_needs_an_allowed_ref():
+    with pytest.raises(GuardError, match="allowed-refs is refs/heads/main"):
+        guard.check(event_name="pull_request", ref="refs/pull/7/merge", allowed_refs=["refs/heads/main"],
+                    allow_untrusted_events=True)
+
+
+# rollback.pick
+
+
+def release(rid: str, sha: str, outcome: str | None = LIVE, targets: tuple[str, ...] = ()) -> Release:
+    return Release(id=rid, sha=sha, kind="deploy", images={"backend": Image(f"app:{sha}", f"id-{sha}")},
+                   previous=None, run="1", actor="me", started_at=f"2024-06-0{rid[-1]}T10:00:00.000+00:00",
+                   outcome=outcome, rollback_targets=list(targets))
+
+
+def history() -> list[Release]:
+    """A, B, C live in turn (C retains B then A), then D rolled back: C serves."""
+    return [release("r1", A), release("r2", B, targets=("r1",)), release("r3", C, targets=("r2", "r1")),
+            release("r4", D, outcome="rolled-back")]
+
+
+def test_previous_is_the_newest_retained_release():
+    assert rollback.pick(history(), "previous").id == "r2"
+
+
+def test_a_sha_prefix_of_seven_or_more_picks_a_retained_release():
+    assert rollback.pick(history(), A[:7]).id == "r1"
+    assert rollback.pick(history(), B).id == "r2"
+
+
+@pytest.mark.parametrize("to", ["1234567", C[:7], D[:7], "aaaaaa", "previou"])
+def test_a_release_not_retained_lists_the_retained(to):
+    # C is live (not a rollback target), D never went live, six characters are too few
+    with pytest.raises(RollbackError) as caught:
+        rollback.pick(history(), to)
+    assert str(caught.value) == (
+        f"release {to!r} is not retained for rollback; retained: "
+        "bbbbbbbbbbbb (deployed 2024-06-02T10:00:00, release r2); "
+        "aaaaaaaaaaaa (deployed 2024-06-01T10:00:00, release r1)")
+
+
+def test_with_nothing_retained_previous_says_none():
+    with pytest.raises(RollbackError) as caught:
+        rollback.pick([release("r1", A)], "previous")
+    assert str(caught.value) == "release 'previous' is not retained for rollback; retained: none"
+    with pytest.raises(RollbackError, match="retained: none"):
+        rollback.pick([], A)
+
+
+# settings
+
+
+def sample(state_dir: Path, nginx: NginxSettings | None) -> Settings:
+    return Settings(
+        compose=Compose((Path("/srv/app/docker-compose.yml"), Path("/srv/app/docker-compose.prod.yml")),
+                        "shop"),
+        services=["backend", "frontend"],
+        health={"backend": HealthCheck("http://localhost/api/health", 200, "{sha}", 30, 0.25, 5),
+                "frontend": HealthCheck("http://localhost/", 204)},
+        state_dir=state_dir, strategy="blue-green", nginx=nginx,
+        migrate=("node", "dist/migrate.js"), watch_seconds=2.5, keep=5)
+
+
+@pytest.mark.parametrize("nginx", [NginxSettings(Path("/etc/nginx/nginx.conf"), Path("/etc/nginx/up"),
+                                                 "/usr/sbin/nginx"), None])
+def test_settings_survive_a_save_and_load(tmp_path, nginx):
+    saved = sample(tmp_path, nginx)
+    saved.save(tmp_path / "shop")
+    assert settings.load(tmp_path, "shop") == saved
+    assert sorted(p.name for p in (tmp_path / "shop").iterdir()) == ["settings.json"]
+    written = json.loads((tmp_path / "shop" / "settings.json").read_text())
+    assert written["services"] == ["backend", "frontend"]
+
+
+def test_recreate_settings_with_defaults_survive_a_save_and_load(tmp_path):
+    saved = Settings(Compose((Path("/srv/app/compose.yml"),), ""), ["web"], {"web": HealthCheck("http://[::1]:80/")},
+                     tmp_path, strategy="recreate")
+    saved.save(tmp_path / "web")
+    loaded = settings.load(tmp_path, "web")
+    assert loaded == saved and loaded.proxy_for("web") is None
+
+
+def test_missing_settings_say_how_to_get_them(tmp_path):
+    with pytest.raises(SettingsError) as caught:
+        settings.load(tmp_path, "shop")
+    assert str(caught.value) == (f"no deploy of shop is recorded under {tmp_path} (no "
+                                 f"{tmp_path / 'shop' / 'settings.json'}); deploy it once with "
+                                 "hotswap-deploy, or pass --state-dir")
+
+
+@pytest.mark.parametrize("text", ["{not json", "{}", '{"compose": {"files": []}}'])
+def test_unreadable_settings_name_the_file(tmp_path, text):
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "settings.json").write_text(text)
+    with pytest.raises(SettingsError, match=f"cannot read {tmp_path / 'shop' / 'settings.json'}: "):
+        settings.load(tmp_path, "shop")
+
+
+# lock.deploy_lock
+
+
+def test_a_second_deploy_times_out_naming_the_holder(tmp_path):
+    held, release_it, done = threading.Event(), threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def holder() -> None:
+        try:
+            with deploy_lock(tmp_path / "shop", timeout=5, holder={"sha": A[:12], "run": "run 42"}):
+                held.set()
+                release_it.wait(10)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(10)
+        with pytest.raises(LockTimeout) as caught, deploy_lock(tmp_path / "shop", timeout=0.2,
+                                                                holder={"sha": B[:12], "run": "7"}):
+            pytest.fail("the lock was taken twice")
+        assert str(caught.value) == (f"another deploy holds the lock of shop (sha {A[:12]}, run run 42); "
+                                     "waited 0.2 s. Try again when it ends, or raise lock-timeout.")
+    finally:
+        release_it.set()
+        thread.join(10)
+    assert done.is_set() and not errors
+    assert not (tmp_path / "shop" / "deploy.holder.json").exists()  # the note goes with the holder
+    with deploy_lock(tmp_path / "shop", timeout=1, holder={"sha": B[:12], "run": "7"}):
+        note = json.loads((tmp_path / "shop" / "deploy.holder.json").read_text())
+        assert note == {"sha": B[:12], "run": "7"}
+
+
+def test_an_unreadable_holder_note_still_gives_a_message(tmp_path):
+    directory = tmp_path / "shop"
+    held, release_it = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with deploy_lock(directory, timeout=5, holder={"sha": "x", "run": "y"}):
+            (directory / "deploy.holder.json").write_text("{torn")
+            held.set()
+            release_it.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(10)
+        with pytest.raises(LockTimeout, match=r"another deploy holds the lock of shop \(holder unknown\)"), \
+                deploy_lock(directory, timeout=0.1, holder={}):
+            pass
+    finally:
+        release_it.set()
+        thread.join(10)
