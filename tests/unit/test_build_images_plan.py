@@ -86,6 +86,7 @@ def test_plan_builds_every_buildable_service_under_a_staging_tag(tmp_path):
     (["nope"], {}, "service nope is not in the compose project shop"),
     (["db"], {}, "service db has no `build:` section"),
     ([], {"ghost": ("true",)}, "service ghost is not in the compose project"),
+    ([], {"db": ("true",)}, "smoke-command names db, which this build does not build"),
 ])
 def test_plan_names_the_bad_service(tmp_path, services, smoke, message):
     with pytest.raises(PlanError, match=message):

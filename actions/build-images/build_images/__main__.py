@@ -5,7 +5,7 @@ import json
 from build_images import inputs, prune
 from build_images.build import BuildError, BuildReport, build
 from build_images.cli import FAILURES
-from ci_actions import engine, runner
+from ci_actions import runner
 
 
 def summary(report: BuildReport, pruned: prune.PruneReport) -> str:
@@ -29,12 +29,14 @@ def main() -> None:
         request, keep, state_dir = inputs.request(), inputs.keep(), inputs.state_dir()
         with runner.group("build-images"):
             report = build(request)
-            pruned = prune.prune(engine.connect(), report.plan.project, keep, state_dir)
     except (runner.InputError, *FAILURES) as exc:
         runner.set_output("images-ready", "false")
         if isinstance(exc, BuildError):
             runner.append_summary(failure_summary(exc))
         runner.fail(str(exc))
+    pruned, problem = prune.after_build(report.plan.project, keep, state_dir)
+    if problem:
+        runner.warning(problem)
     for image_id, why in pruned.failed.items():
         runner.warning(f"prune: {image_id} not removed: {why}")
     for image in pruned.removed:

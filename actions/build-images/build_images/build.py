@@ -7,6 +7,7 @@ and passed its smoke command, and then verified through the engine.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import secrets
@@ -199,21 +200,43 @@ def _smoke(client: docker.DockerClient, build_plan: BuildPlan, result: ServiceRe
 
 
 def _tag_all(client: docker.DockerClient, build_plan: BuildPlan, results: list[ServiceResult]) -> None:
-    """Move every tag, then check through the engine that each ref names the image just built."""
-    for result in results:
-        image = client.images.get(result.image_id)
-        for ref in result.refs:
-            repository, _, tag = ref.rpartition(":")
-            image.tag(repository, tag)
-    for result in results:
-        for ref in result.refs:
-            try:
-                found = client.images.get(ref).id
-            except ImageNotFound:
-                found = "nothing"
-            if found != result.image_id:
-                raise BuildError(f"verify: {ref} names {found}, not the image built for {result.service} "
-                                 f"({result.image_id})", service=result.service)
+    """Move every tag, then check through the engine that each ref names the image just built. If the
+    engine fails or disagrees part-way, every ref already moved is put back: all services or none."""
+    before = {ref: _image_id(client, ref) for result in results for ref in result.refs}
+    try:
+        for result in results:
+            image = client.images.get(result.image_id)
+            for ref in result.refs:
+                repository, _, tag = ref.rpartition(":")
+                image.tag(repository, tag)
+        for result in results:
+            for ref in result.refs:
+                found = _image_id(client, ref) or "nothing"
+                if found != result.image_id:
+                    raise BuildError(f"verify: {ref} names {found}, not the image built for {result.service} "
+                                     f"({result.image_id}); no tag was moved", service=result.service)
+    except (DockerException, BuildError) as exc:
+        _put_back(client, before)
+        if isinstance(exc, BuildError):
+            raise
+        raise BuildError(f"tagging failed ({exc}); every tag was put back as it was") from exc
+
+
+def _image_id(client: docker.DockerClient, ref: str) -> str:
+    try:
+        return client.images.get(ref).id
+    except ImageNotFound:
+        return ""
+
+
+def _put_back(client: docker.DockerClient, before: dict[str, str]) -> None:
+    for ref, image_id in before.items():
+        repository, _, tag = ref.rpartition(":")
+        with contextlib.suppress(DockerException):
+            if image_id:
+                client.images.get(image_id).tag(repository, tag)
+            elif _image_id(client, ref):
+                client.images.remove(ref)
 
 
 def _remove_staging(client: docker.DockerClient, build_plan: BuildPlan) -> None:

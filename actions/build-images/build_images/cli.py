@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         return sub
 
     def retention(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--keep", type=int, default=DEFAULT_KEEP, help="releases to retain")
+        sub.add_argument("--keep", type=_at_least_one, default=DEFAULT_KEEP, help="releases to retain")
         sub.add_argument("--state-dir", type=Path, default=ledger.default_state_dir())
 
     build_parser = command("build", "build every service once, tag it with the commit, verify", _build)
@@ -51,6 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prune_parser.add_argument("--dry-run", action="store_true")
     retention(prune_parser)
     retention(command("list", "the project's images, newest first, and why each is kept", _list))
+
+
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of releases, at least 1")
+    return int(text)
 
 
 def compose_of(args: argparse.Namespace) -> Compose:
@@ -90,9 +96,11 @@ def _build(args: argparse.Namespace) -> int:
             print("\n".join(plan(request)[2].describe()))
             return 0
         report = build(request)
-        pruned = prune.prune(engine.connect(), report.plan.project, args.keep, args.state_dir)
     except FAILURES as exc:
         return _fail(exc)
+    pruned, problem = prune.after_build(report.plan.project, args.keep, args.state_dir)
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
     if args.verbose:
         for result in report.results:
             print(f"== {result.service} ==\n{result.log.rstrip()}", file=sys.stderr)

@@ -120,6 +120,10 @@ def plan_build(model: dict, *, services: list[str], rules: TagRules, labels: dic
         if name not in declared:
             raise PlanError(f"service {name} is not in the compose project {project} "
                             f"(services: {', '.join(declared) or 'none'})")
+    for name in smoke:
+        if name not in wanted:
+            raise PlanError(f"smoke-command names {name}, which this build does not build "
+                            f"(building: {', '.join(wanted) or 'nothing'})")
     for name in wanted:
         if name not in buildable:
             raise PlanError(f"service {name} has no `build:` section in the compose files")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
-from docker.errors import APIError, ImageNotFound
+from docker.errors import APIError, DockerException, ImageNotFound
 
 from build_images.plan import (
     CREATED_LABEL,
@@ -17,7 +17,7 @@ from build_images.plan import (
     PrunePlan,
     plan_prune,
 )
-from ci_actions import ledger
+from ci_actions import engine, ledger
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def prune(client: docker.DockerClient, project: str, keep: int, state_dir: Path)
     """Remove each planned image by untagging it (never forced: a container that appeared meanwhile keeps
     its image); bytes freed are what the engine's layer store shrank by."""
     prune_plan = plan(client, project, keep, state_dir)
-    before = client.df()["LayersSize"]
+    before = _layers_size(client)
     removed, failed = [], {}
     for image in prune_plan.remove:
         try:
@@ -64,5 +64,22 @@ def prune(client: docker.DockerClient, project: str, keep: int, state_dir: Path)
             failed[image.id] = exc.explanation or str(exc)
         else:
             removed.append(image)
-    freed = max(0, before - client.df()["LayersSize"]) if removed else 0
+    freed = max(0, before - _layers_size(client)) if removed else 0
     return PruneReport(prune_plan, removed, failed, freed)
+
+
+def after_build(project: str, keep: int, state_dir: Path) -> tuple[PruneReport, str]:
+    """The prune that follows a good build: its problem is a warning (returned), never a failed build,
+    since every image is already built and tagged."""
+    try:
+        return prune(engine.connect(), project, keep, state_dir), ""
+    except (DockerException, engine.EngineError, ledger.LedgerError) as exc:
+        return PruneReport(PrunePlan({}, []), [], {}, 0), f"prune skipped: {exc}"
+
+
+def _layers_size(client: docker.DockerClient) -> int:
+    """The engine's layer store size (`docker system df`); 0 when the engine will not say."""
+    try:
+        return int(client.df().get("LayersSize") or 0)
+    except APIError:
+        return 0
