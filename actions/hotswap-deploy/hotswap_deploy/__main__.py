@@ -1,12 +1,13 @@
 """hotswap-deploy as a GitHub step: guard, deploy (or roll back), outputs, summary, GitHub Deployment."""
 
+import dataclasses
 import json
 import os
 
-from ci_actions import runner
+from ci_actions import engine, runner
 from hotswap_deploy import inputs
 from hotswap_deploy.cli import FAILURES
-from hotswap_deploy.deploy import DeployError, DeployReport, deploy
+from hotswap_deploy.deploy import DeployError, DeployReport, deploy, resolve_sha
 from hotswap_deploy.github_deployment import API_ERRORS, GitHubDeployment
 from hotswap_deploy.guard import GuardError
 
@@ -66,16 +67,22 @@ def main() -> None:
         request = inputs.request()
     except (runner.InputError, GuardError, *FAILURES) as exc:
         runner.fail(str(exc))
-    deployment, log_url = github_deployment(request.sha or runner.run_context().sha)
+    try:
+        request = dataclasses.replace(request, sha=resolve_sha(engine.connect(), request))
+    except FAILURES as exc:
+        runner.fail(str(exc))
+    deployment, log_url = github_deployment(request.sha)
     try:
         with runner.group(f"hotswap-deploy ({request.kind})"):
             report = deploy(request)
     except FAILURES as exc:
         tell_github(deployment, False, str(exc).splitlines()[0], log_url)
-        if isinstance(exc, DeployError) and exc.back_on:
+        if isinstance(exc, DeployError) and exc.rolled_back:
             runner.set_output("rolled-back", "true")
         runner.append_summary(f"### hotswap-deploy failed\n\n```\n{exc}\n```\n")
         runner.fail(str(exc))
+    for warning in report.warnings:
+        runner.warning(warning)
     release = report.release
     tell_github(deployment, True, f"{release.sha[:12]} is live", log_url)
     runner.set_output("deployed", "true")

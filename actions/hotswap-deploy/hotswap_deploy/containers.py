@@ -31,11 +31,11 @@ def running(containers: list[Container]) -> list[Container]:
 
 def address(container: Container, port: int) -> str:
     """`127.0.0.1:<host port>` where the container's `port` is published (the deploy publishes it on
-    an ephemeral loopback port)."""
+    an ephemeral loopback port; a container published on every interface answers there too)."""
     container.reload()
     bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(f"{port}/tcp") or []
     for binding in bindings:
-        if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
+        if binding.get("HostIp") in ("127.0.0.1", "0.0.0.0", "::", "") and binding.get("HostPort"):
             return f"127.0.0.1:{binding['HostPort']}"
     raise LookupError(f"container {container.name} does not publish port {port} on 127.0.0.1")
 

@@ -11,6 +11,7 @@ containers and fails with a diagnosis. Success retires the old containers and re
 from __future__ import annotations
 
 import dataclasses
+import math
 import secrets
 import tempfile
 import threading
@@ -20,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
-from docker.errors import APIError, ImageNotFound, NotFound
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 
 from ci_actions import engine, ledger
-from ci_actions.compose import Compose, ComposeError
+from ci_actions.compose import Compose, ComposeError, write_override
 from hotswap_deploy import containers, envfile
 from hotswap_deploy.health import HealthCheck, HealthError, probe, wait_healthy, with_port
 from hotswap_deploy.lock import deploy_lock
@@ -37,11 +38,12 @@ WATCH_FAILURES = 3  # consecutive failed probes of a new container that end the 
 
 
 class DeployError(Exception):
-    """The deploy did not go live. `back_on` says what serves now (the system is already back on it)."""
+    """The deploy did not go live; the system already serves the previous release again (`rolled_back`
+    says whether anything had to be switched back to get there)."""
 
-    def __init__(self, message: str, *, back_on: str = "") -> None:
+    def __init__(self, message: str, *, rolled_back: bool = False) -> None:
         super().__init__(message)
-        self.back_on = back_on
+        self.rolled_back = rolled_back
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class DeployReport:
     timings: dict[str, float]
     recovered: str = ""
     downtime: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def new_release_id(sha: str) -> str:
@@ -94,14 +97,17 @@ def deploy(request: DeployRequest) -> DeployReport:
     with deploy_lock(book.directory, timeout=request.lock_timeout, holder=holder):
         proxy = settings.proxy_for(compose.project)
         recovered = recover(client, book, proxy, model, settings.services, settings.keep)
-        settings.save(book.directory)
-        sha = request.sha or _revision_of(client, request.images, settings.services)
+        sha = resolve_sha(client, request)
         release_id = new_release_id(sha)
         plan = plan_deploy(model, release_id=release_id, sha=sha, strategy=settings.strategy,
                            services=settings.services, images=request.images, health=settings.health,
                            migrate=settings.migrate if request.kind == "deploy" else (),
                            watch_seconds=settings.watch_seconds)
+        if plan.strategy == "blue-green" and proxy is None:
+            raise DeployError("blue-green needs a proxy (nginx-config and upstream-dir); use strategy "
+                              "recreate for services that publish a fixed host port. Nothing was touched.")
         images = _check_images(client, book, plan)
+        settings.save(book.directory)
         if request.env_values is not None:
             envfile.write(compose.directory / ".env", request.env_values)
         release = ledger.Release(release_id, sha, request.kind, images, _live_id(book), request.run,
@@ -111,14 +117,19 @@ def deploy(request: DeployRequest) -> DeployReport:
                          on_switched=lambda service: book.switched(release, service))
         try:
             timings = runner.run()
-        except DeployError as exc:
-            outcome = "aborted" if not runner.touched else "rolled-back"
-            book.finish(release, outcome, reason=str(exc).splitlines()[0], timings=runner.timings)
-            raise
+        except Exception as exc:  # whatever failed, the release is finished in the ledger, never left open
+            failure = exc if isinstance(exc, DeployError) else DeployError(
+                f"deploy of {sha[:12]} stopped by an unexpected error ({type(exc).__name__}: {exc}); "
+                f"nothing was switched", rolled_back=False)
+            outcome = "rolled-back" if failure.rolled_back else "aborted"
+            book.finish(release, outcome, reason=str(failure).splitlines()[0], timings=runner.timings)
+            if failure is exc:
+                raise
+            raise failure from exc
         targets = ledger.next_rollback_targets(book.releases(), sha, settings.keep)
         book.finish(release, ledger.LIVE, timings=timings, rollback_targets=targets)
         release = next(r for r in book.releases() if r.id == release_id)
-    return DeployReport(release, plan, timings, recovered, runner.downtime)
+    return DeployReport(release, plan, timings, recovered, runner.downtime, runner.warnings)
 
 
 def plan_only(request: DeployRequest) -> DeployPlan:
@@ -130,10 +141,12 @@ def plan_only(request: DeployRequest) -> DeployPlan:
                        health=settings.health, migrate=settings.migrate, watch_seconds=settings.watch_seconds)
 
 
-def _revision_of(client: docker.DockerClient, images: dict[str, str], services: list[str]) -> str:
-    """With only `images` given, the commit is the one build-images labelled them with."""
-    for service in services:
-        ref = images.get(service)
+def resolve_sha(client: docker.DockerClient, request: DeployRequest) -> str:
+    """The commit being deployed: `sha`, else the one build-images labelled the images with."""
+    if request.sha:
+        return request.sha
+    for service in request.settings.services:
+        ref = request.images.get(service)
         if ref:
             try:
                 revision = client.images.get(ref).labels.get("org.opencontainers.image.revision", "")
@@ -184,7 +197,7 @@ class _Runner:
         self.timings: dict[str, float] = {}
         self.downtime: dict[str, float] = {}
         self.swaps: list[Swap] = []
-        self.touched = False
+        self.warnings: list[str] = []
         self.started = time.monotonic()
 
     def mark(self, name: str) -> None:
@@ -211,29 +224,27 @@ class _Runner:
             output = containers.mask((result.stdout + result.stderr).strip(), self.secrets)
             tail = output.splitlines()[-30:]
             raise DeployError(f"migration failed (exit {result.returncode}); nothing was switched and the "
-                              "current version keeps serving:\n" + "\n".join(tail),
-                              back_on="the current release")
+                              "current version keeps serving:\n" + "\n".join(tail))
 
     def _blue_green(self, override: Path) -> None:
-        if self.proxy is None:
-            raise DeployError("blue-green needs a proxy (nginx-config and upstream-dir); use strategy "
-                              "recreate for services that publish a fixed host port")
+        """Until every proxy serves only the new containers, any failure at all rolls back; after that
+        the release is live, and an old container that will not go away is a warning."""
         try:
             for target in self.plan.targets:
                 self._swap_in(target, override)
             self._watch()
-            self._retire()
-        except (HealthError, ProxyError, ComposeError, APIError, LookupError) as exc:
-            self._roll_back(str(exc))
-        except DeployError as exc:
-            self._roll_back(str(exc))
+            for swap in self.swaps:
+                self.proxy.switch(swap.target.service, Upstream([swap.new_address], []))
+        except Exception as exc:  # whatever broke, production goes back to the old containers
+            known = (DeployError, HealthError, ProxyError, ComposeError, APIError, LookupError)
+            self._roll_back(str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}")
+        self._retire()
 
     def _swap_in(self, target: ServiceTarget, override: Path) -> None:
         service = target.service
         old = containers.running(containers.service_containers(self.client, self.plan.project, service))
         swap = Swap(target, old, self.proxy.current(service))
         self.swaps.append(swap)
-        self.touched = True
         began = time.monotonic()
         self.compose.check(*self.plan.start_args(service, len(old) + 1), overrides=(override,), timeout=300)
         swap.new = self._new_container(service)
@@ -285,12 +296,14 @@ class _Runner:
         return min(swap.target.health.interval for swap in self.swaps) if self.swaps else 1.0
 
     def _retire(self) -> None:
-        """Drop the backups from the proxy, then stop the old containers gracefully and remove them."""
-        for swap in self.swaps:
-            self.proxy.switch(swap.target.service, Upstream([swap.new_address], []))
+        """Stop the old containers gracefully (they get no traffic any more) and remove them."""
         for swap in self.swaps:
             for container in swap.old:
-                _remove(container, grace=swap.target.stop_grace)
+                try:
+                    _remove(container, grace=swap.target.stop_grace)
+                except DockerException as exc:
+                    self.warnings.append(f"old container {container.name} of {swap.target.service} was not "
+                                         f"removed ({exc}); it gets no traffic, remove it by hand")
         self.mark("retired")
 
     def _roll_back(self, why: str) -> None:
@@ -310,30 +323,47 @@ class _Runner:
         services = ", ".join(s.target.service for s in self.swaps if s.switched) or "none"
         raise DeployError("\n".join([f"deploy of {self.plan.sha[:12]} failed and was rolled back "
                                      f"(services switched back: {services}): {why}", *problems,
-                                     *diagnosis]), back_on="the previous release")
+                                     *diagnosis]), rolled_back=True)
 
     def _recreate_all(self, override: Path) -> None:
-        """The seed's behaviour, measured: compose replaces each container in place (downtime)."""
+        """The seed's behaviour, measured: compose replaces each container in place (downtime). A
+        service that is not healthy afterwards, and every one recreated before it, is recreated again
+        from the image it ran before."""
+        previous: dict[str, str] = {}
         for target in self.plan.targets:
-            self.touched = True
+            service = target.service
+            old = containers.running(containers.service_containers(self.client, self.plan.project, service))
+            if old:
+                previous[service] = old[0].attrs["Config"]["Image"]
             began = time.monotonic()
             with _DowntimeMeter(target.health) as meter:
-                self.compose.check(*self.plan.recreate_args(target.service), overrides=(override,),
-                                   timeout=600)
                 try:
+                    self.compose.check(*self.plan.recreate_args(service), overrides=(override,), timeout=600)
                     wait_healthy(target.health)
-                except HealthError as exc:
-                    raise DeployError(f"{target.service} is not healthy after recreate: {exc}; recreate has "
-                                      "no old container to go back to (use blue-green)") from exc
-            self.downtime[target.service] = meter.downtime
-            self.timings[f"{target.service}.healthy_after"] = round(time.monotonic() - began, 3)
+                except (HealthError, ComposeError) as exc:
+                    self._recreate_back(previous, f"{service} is not healthy after recreate: {exc}")
+            self.downtime[service] = meter.downtime
+            self.timings[f"{service}.healthy_after"] = round(time.monotonic() - began, 3)
         self.mark("recreated")
+
+    def _recreate_back(self, previous: dict[str, str], why: str) -> None:
+        if not previous:
+            raise DeployError(f"{why}; there was no earlier container to go back to")
+        with tempfile.TemporaryDirectory(prefix="ci-actions-deploy-") as tmp:
+            back = write_override(Path(tmp) / "previous.override.json",
+                                  {service: {"image": image} for service, image in previous.items()})
+            for service in previous:
+                self.compose.check(*self.plan.recreate_args(service), overrides=(back,), timeout=600)
+        self.mark("rolled_back")
+        raise DeployError(f"{why}; recreated {', '.join(f'{s} from {i}' for s, i in previous.items())}",
+                          rolled_back=True)
 
 
 def _remove(container: Container, *, grace: float) -> None:
+    """Graceful stop (whole seconds, rounded up: compose's grace of 500ms still gets a second), remove."""
     try:
         if grace:
-            container.stop(timeout=int(grace))
+            container.stop(timeout=math.ceil(grace))
         container.remove(force=True)
     except NotFound:
         pass

@@ -21,7 +21,10 @@ def check_guard() -> None:
     allowed = runner.get_multiline_input("allowed-refs")
     if not allowed:
         default = runner.event_payload().get("repository", {}).get("default_branch", "")
-        allowed = [f"refs/heads/{default}"] if default else []
+        if not default:
+            raise guard.GuardError("allowed-refs is empty and the event does not say which branch is the "
+                                   "default: set allowed-refs (e.g. refs/heads/main) to say who may deploy")
+        allowed = [f"refs/heads/{default}"]
     guard.check(event_name=context.event_name, ref=context.ref, allowed_refs=allowed,
                 allow_untrusted_events=runner.get_boolean_input("allow-untrusted-events"))
 

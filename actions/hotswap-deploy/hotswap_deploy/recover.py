@@ -27,15 +27,15 @@ def recover(client: docker.DockerClient, book: ledger.Ledger, proxy: Proxy | Non
     sides = {}
     for service in services:
         up = [c for c in containers.running(containers.service_containers(client, project, service))
-              if containers.death(c) is None]
+              if containers.death(c, c.attrs.get("RestartCount", 0)) is None]
         new = [c for c in up if c.labels.get(containers.RELEASE_LABEL) == release.id]
         sides[service] = ([c for c in up if c not in new], new)
     back = all(old for old, _ in sides.values())
     for service, (old, new) in sides.items():
-        keep, drop = (old, new) if back or not new else (new, old)
-        if keep and proxy is not None:
+        kept, drop = (old, new) if back or not new else (new, old)
+        if kept and proxy is not None:
             port = container_port(model, service)
-            proxy.switch(service, Upstream([containers.address(c, port) for c in keep], []))
+            proxy.switch(service, Upstream([containers.address(c, port) for c in kept], []))
         for container in drop:
             container.remove(force=True)
     if back:
