@@ -358,3 +358,25 @@ def test_recreate_reports_its_downtime(site, docker_client):
     print(f"\nrecreate: {report.summary()}; measured downtime {downtime:.2f}s")
     assert report.failed > 0 and downtime > 0  # what blue-green exists to avoid
 
+
+
+def test_recreate_of_an_unhealthy_release_goes_back_to_the_previous_image(site):
+    port = str(free_port())
+    args = ["deploy", "run", *compose_args(site.app), "--project-name", site.project, "--service", "backend",
+            "--strategy", "recreate", "--health-url", f"backend: http://127.0.0.1:{port}/api/health",
+            "--health-interval", "0.2", "--health-timeout", "5", "--state-dir", str(site.state)]
+    env = {**os.environ, "BACKEND_PORT": port}
+
+    def run(sha: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ci_actions", *args, "--images",
+                               json.dumps({"backend": site.refs[sha]["backend"]})], env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+
+    assert run(A).returncode == 0
+    failed = run(UNHEALTHY)
+    assert failed.returncode == 1
+    assert "backend is not healthy after recreate" in failed.stderr
+    assert f"recreated backend from {site.refs[A]['backend']}" in failed.stderr
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5) as response:
+        assert json.loads(response.read())["commit"] == A
+    assert [r.outcome for r in site.releases()] == ["live", "rolled-back"]

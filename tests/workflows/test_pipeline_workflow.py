@@ -1,9 +1,15 @@
 """The seed's "after" pipeline on the example app, as a consumer runs it: prepare once, then quality,
-unit tests and build start in parallel from restore-workspace. A warm run installs and generates nothing."""
+unit tests and build start in parallel from restore-workspace; the build job's images are deployed
+behind a real nginx on 127.0.0.1 once the others pass. A warm run installs and generates nothing."""
 
+import json
+import urllib.request
+import uuid
 
 import pytest
 
+from ci_actions import ledger
+from tests.support.production import production_host
 from tests.workflows.act_runner import REPO_ROOT, make_consumer_repo, run_workflow
 
 pytestmark = pytest.mark.workflow
@@ -13,11 +19,17 @@ CONSUMERS = ("quality", "unit-tests", "build")
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def host(tmp_path_factory):
+    with production_host(tmp_path_factory.mktemp("production"), f"loyalty-{uuid.uuid4().hex[:8]}") as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, host):
     repo = make_consumer_repo(tmp_path_factory.mktemp("consumer"), WORKFLOW, tree=APP)
     shared = tmp_path_factory.mktemp("runner-disk")
     env = {"CI_ACTIONS_CACHE_DIR": str(shared / "store"),
-           "CI_ACTIONS_WORKSPACE_ROOT": str(shared / "workspaces")}
+           "CI_ACTIONS_WORKSPACE_ROOT": str(shared / "workspaces"), **host.env()}
     workflow = repo / ".github" / "workflows" / WORKFLOW.name
     cold = run_workflow(repo, workflow, env=env)
     warm = run_workflow(repo, workflow, env=env)
@@ -27,7 +39,7 @@ def runs(tmp_path_factory):
 @pytest.mark.parametrize("which", ["cold", "warm"])
 def test_every_job_passes(runs, which):
     run = runs[0] if which == "cold" else runs[1]
-    for job in ("prepare", *CONSUMERS):
+    for job in ("prepare", *CONSUMERS, "deploy"):
         assert run.job(job).result == "success", run.job(job).text[-3000:]
     assert run.undeclared_outputs == []
 
@@ -49,3 +61,16 @@ def test_warm_run_reruns_neither_npm_ci_nor_prisma(runs):
     for job in CONSUMERS:
         assert warm.job(job).step_outputs["workspace"]["cache-hit"] == "true"
         assert "rebuilt it with" not in warm.job(job).text
+
+
+def test_the_images_built_once_are_what_production_serves(runs, host):
+    _, warm = runs
+    images = json.loads(warm.job("build").outputs["images"])
+    with urllib.request.urlopen(host.nginx.url("backend", "/api/health"), timeout=5) as response:
+        health = json.loads(response.read())
+    releases = ledger.Ledger(host.state_dir, host.project).releases()
+    assert [r.outcome for r in releases] == ["live", "live"]
+    assert health["commit"] == releases[-1].sha
+    assert {s: i.ref for s, i in releases[-1].images.items()} == images
+    with urllib.request.urlopen(host.nginx.url("frontend"), timeout=5) as response:
+        assert response.status == 200

@@ -1,0 +1,49 @@
+"""hotswap-deploy's action inputs: the guard reads the run, and fails closed when it cannot tell."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hotswap_deploy import inputs
+from hotswap_deploy.guard import GuardError
+
+
+@pytest.fixture
+def run_env(monkeypatch, tmp_path):
+    def set_run(event: str, ref: str, payload: dict, **inputs_: str) -> None:
+        event_file = tmp_path / "event.json"
+        event_file.write_text(json.dumps(payload))
+        monkeypatch.setenv("GITHUB_EVENT_NAME", event)
+        monkeypatch.setenv("GITHUB_REF", ref)
+        monkeypatch.setenv("GITHUB_EVENT_PATH", str(event_file))
+        for name, value in inputs_.items():
+            monkeypatch.setenv(f"INPUT_{name.upper()}", value)
+    return set_run
+
+
+def test_the_default_branch_may_deploy_by_default(run_env):
+    run_env("push", "refs/heads/main", {"repository": {"default_branch": "main"}})
+    inputs.check_guard()
+
+
+def test_another_branch_is_refused_by_default(run_env):
+    run_env("push", "refs/heads/feature", {"repository": {"default_branch": "main"}})
+    with pytest.raises(GuardError, match="refusing to deploy from refs/heads/feature: allowed-refs is "
+                                         "refs/heads/main"):
+        inputs.check_guard()
+
+
+def test_no_default_branch_and_no_allowed_refs_fails_closed(run_env):
+    run_env("push", "refs/heads/main", {})
+    with pytest.raises(GuardError, match="set allowed-refs"):
+        inputs.check_guard()
+
+
+def test_pull_request_needs_the_opt_in(run_env):
+    run_env("pull_request", "refs/pull/7/merge", {}, allowed_refs="refs/*")
+    with pytest.raises(GuardError, match="allow-untrusted-events"):
+        inputs.check_guard()
+    run_env("pull_request", "refs/pull/7/merge", {}, allowed_refs="refs/*", allow_untrusted_events="true")
+    inputs.check_guard()
