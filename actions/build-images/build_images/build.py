@@ -97,16 +97,17 @@ def plan(request: BuildRequest) -> tuple[Compose, dict, BuildPlan]:
 
 
 def with_reuse(client: docker.DockerClient, model: dict, build_plan: BuildPlan) -> BuildPlan:
-    """Fingerprint each service's inputs; one whose inputs match an image already built is not rebuilt."""
-    if build_plan.no_cache:
-        return build_plan
+    """Fingerprint each service's inputs; one whose inputs match an image already built is not rebuilt
+    (unless --no-cache; the fingerprint is still recorded, so the next build can reuse this one)."""
     services = []
     for service in build_plan.services:
         build_spec = model["services"][service.service]["build"]
         inputs = fingerprint(client, build_spec, build_plan.build_args) or ""
-        found = client.images.list(filters={"label": [f"{PROJECT_LABEL}={build_plan.project}",
-                                                      f"{SERVICE_LABEL}={service.service}",
-                                                      f"{INPUTS_LABEL}={inputs}"]}) if inputs else []
+        found = []
+        if inputs and not build_plan.no_cache:
+            found = client.images.list(filters={"label": [f"{PROJECT_LABEL}={build_plan.project}",
+                                                          f"{SERVICE_LABEL}={service.service}",
+                                                          f"{INPUTS_LABEL}={inputs}"]})
         newest = max(found, key=lambda i: i.labels.get(CREATED_LABEL, ""), default=None)
         services.append(dataclasses.replace(service, inputs=inputs, reuse=newest.id if newest else ""))
     return dataclasses.replace(build_plan, services=services)
