@@ -13,6 +13,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ci_actions.atomic import write_atomic
+
 
 class ComposeError(Exception):
     """A compose command failed; the message carries compose's own words and the files involved."""
@@ -71,7 +73,5 @@ class Compose:
 
 def write_override(path: Path, services: dict[str, dict]) -> Path:
     """A compose override file (JSON is YAML) that changes only what the action must change."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"services": services}, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps({"services": services}, indent=2) + "\n")
     return path

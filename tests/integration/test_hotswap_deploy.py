@@ -34,6 +34,7 @@ from hotswap_deploy.proxy import Upstream
 from tests.support.example_app import built_app, compose_args
 from tests.support.loadgen import LoadGenerator
 from tests.support.nginx import NginxServer, free_port
+from tests.support.production import remove_project
 
 A, B, C = ("a" * 40), ("b" * 40), ("c" * 40)
 UNHEALTHY, CRASHING, MIGRATE_FAILS = ("d" * 40), ("e" * 40), ("f" * 40)
@@ -119,11 +120,7 @@ def site(images, nginx_factory, tmp_path, docker_client):
     nginx = nginx_factory(project, {"backend": PLACEHOLDER, "frontend": PLACEHOLDER})
     made = Site(app, refs, project, tmp_path / "state", nginx)
     yield made
-    mine = {"label": f"com.docker.compose.project={project}"}
-    for container in docker_client.containers.list(all=True, filters=mine):
-        container.remove(force=True)
-    for network in docker_client.networks.list(filters={"label": f"com.docker.compose.project={project}"}):
-        network.remove()
+    remove_project(project)
 
 
 def load(site: Site) -> LoadGenerator:

@@ -1,19 +1,17 @@
 """build-images feeding hotswap-deploy under act, through the consumer's view, against a real nginx on
 127.0.0.1 and real containers; then a job whose ref is not allowed, which must touch nothing."""
 
-import contextlib
 import subprocess
 import urllib.request
 import uuid
 from pathlib import Path
 
-import docker
 import pytest
-from docker.errors import ImageNotFound
 
 from ci_actions import ledger
 from hotswap_deploy.proxy import Upstream
 from tests.support.nginx import start_nginx
+from tests.support.production import remove_project
 from tests.workflows.act_runner import REPO_ROOT, make_consumer_repo, run_workflow
 
 pytestmark = pytest.mark.workflow
@@ -30,7 +28,6 @@ def deploy_run(tmp_path_factory):
                          check=True).stdout.strip()
     nginx = start_nginx(tmp_path_factory.mktemp("nginx"), name, {"web": Upstream(["127.0.0.1:9"], [])})
     state = tmp_path_factory.mktemp("state")
-    client = docker.from_env()
     try:
         run = run_workflow(repo, repo / ".github" / "workflows" / WORKFLOW.name,
                            env={"DEPLOY_APP_NAME": name, "STATE_DIR": str(state), "FAKE_SECRET": SECRET,
@@ -40,15 +37,7 @@ def deploy_run(tmp_path_factory):
         yield run, name, sha, state, served
     finally:
         nginx.stop()
-        mine = {"label": f"com.docker.compose.project={name}"}
-        for container in client.containers.list(all=True, filters=mine):
-            container.remove(force=True)
-        for network in client.networks.list(filters=mine):
-            network.remove()
-        for image in client.images.list(filters={"label": f"io.ci-actions.project={name}"}):
-            with contextlib.suppress(ImageNotFound):
-                client.images.remove(image.id, force=True)
-        client.close()
+        remove_project(name)
 
 
 def test_the_built_images_are_deployed_and_serve_through_nginx(deploy_run):

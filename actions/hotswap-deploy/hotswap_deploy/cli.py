@@ -110,7 +110,13 @@ def report_json(report: DeployReport) -> dict:
     release = report.release
     return {"release": release.id, "sha": release.sha, "outcome": release.outcome,
             "images": {s: i.ref for s, i in release.images.items()}, "timings": report.timings,
-            "recovered": report.recovered, "downtime": report.downtime}
+            "recovered": report.recovered, "downtime": report.downtime, "warnings": report.warnings}
+
+
+def _print_report(report: DeployReport) -> None:
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(json.dumps(report_json(report)))
 
 
 def _fail(exc: Exception) -> int:
@@ -130,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
         report = deploy(request)
     except FAILURES as exc:
         return _fail(exc)
-    print(json.dumps(report_json(report)))
+    _print_report(report)
     return 0
 
 
@@ -141,7 +147,7 @@ def _rollback(args: argparse.Namespace) -> int:
         report = deploy(request)
     except FAILURES as exc:
         return _fail(exc)
-    print(json.dumps(report_json(report)))
+    _print_report(report)
     return 0
 
 

@@ -353,7 +353,11 @@ class _Runner:
             back = write_override(Path(tmp) / "previous.override.json",
                                   {service: {"image": image} for service, image in previous.items()})
             for service in previous:
-                self.compose.check(*self.plan.recreate_args(service), overrides=(back,), timeout=600)
+                try:
+                    self.compose.check(*self.plan.recreate_args(service), overrides=(back,), timeout=600)
+                except ComposeError as exc:
+                    raise DeployError(f"{why}; going back to {previous[service]} failed too, so {service} "
+                                      f"may be down: {exc}", rolled_back=True) from exc
         self.mark("rolled_back")
         raise DeployError(f"{why}; recreated {', '.join(f'{s} from {i}' for s, i in previous.items())}",
                           rolled_back=True)

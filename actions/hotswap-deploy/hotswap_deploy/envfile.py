@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
+
+from ci_actions.atomic import write_atomic
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -38,18 +39,5 @@ def render(values: dict[str, str]) -> str:
 
 
 def write(path: Path, values: dict[str, str]) -> None:
-    """Temp file created 0600 in the same folder, fsynced, renamed over `path`: never half-written and
-    never readable by others, not even for a moment."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        try:
-            os.write(fd, render(values).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # never leave the secrets behind in a temp file
-        raise
+    """Atomically, mode 0600: never half-written, never readable by others, no temp file left behind."""
+    write_atomic(path, render(values), mode=0o600)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+
+from ci_actions.atomic import write_atomic
 
 
 class LockTimeout(Exception):
@@ -28,9 +29,7 @@ def deploy_lock(directory: Path, *, timeout: float, holder: dict[str, str]) -> I
         raise LockTimeout(f"another deploy holds the lock of {directory.name} ({_holder(note)}); waited "
                           f"{timeout:g} s. Try again when it ends, or raise lock-timeout.") from None
     try:
-        tmp = note.with_name(f".{note.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(holder))
-        os.replace(tmp, note)
+        write_atomic(note, json.dumps(holder))
         yield
     finally:
         note.unlink(missing_ok=True)

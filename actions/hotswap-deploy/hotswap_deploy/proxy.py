@@ -16,14 +16,14 @@ Following Kamal's split, the argv builders and `NginxProxy.plan` are pure (a dry
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+from ci_actions.atomic import fsync_dir, write_atomic
 
 MARKER = "# Written by ci-actions hotswap-deploy; the next deploy overwrites this file."
 # `max_fails=0`: nginx never takes a server out of rotation on its own (the deploy decides what is
@@ -147,30 +147,6 @@ def run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str
         return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ProxyError(f"`{' '.join(argv)}` could not run: {exc}") from exc
-
-
-def write_atomic(path: Path, content: str) -> None:
-    """Temp file in the same directory (never matching `*.conf`), fsync, rename, fsync the dir."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fchmod(handle.fileno(), 0o644)
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _message(result: subprocess.CompletedProcess[str]) -> str:
@@ -306,6 +282,6 @@ class NginxProxy:
     def _restore(path: Path, previous: str | None) -> None:
         if previous is None:
             path.unlink(missing_ok=True)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         else:
             write_atomic(path, previous)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci_actions.atomic import write_atomic
 from ci_actions.compose import Compose
 from hotswap_deploy.health import HealthCheck
 from hotswap_deploy.proxy import NginxProxy
@@ -57,10 +57,7 @@ class Settings:
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / "settings.json"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_atomic(directory / "settings.json", json.dumps(self.to_json(), indent=2) + "\n")
 
 
 def load(state_dir: Path, project: str) -> Settings:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import filelock
 
+from ci_actions.atomic import fsync_dir
 from ci_actions.store import manifest as mf
 from ci_actions.store.blobs import BlobMissing, Blobs, Placement, blob_name, reflink_works
 from ci_actions.store.eviction import EntryUse, Eviction, plan_eviction
@@ -301,7 +302,7 @@ class Store:
                 return False
         finally:
             tmp.unlink(missing_ok=True)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
 
     # -- maintenance ----------------------------------------------------------------------------
 
@@ -418,11 +419,5 @@ def _in_slices(items: list, work: Callable[[list], list]) -> list:
                 for r in part]
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
