@@ -15,8 +15,8 @@ from pathlib import Path
 from ci_actions import engine, ledger
 from ci_actions.compose import Compose, ComposeError
 from hotswap_deploy import envfile, settings, status
+from hotswap_deploy.checks import health_checks
 from hotswap_deploy.deploy import DeployError, DeployReport, DeployRequest, deploy, plan_only
-from hotswap_deploy.health import HealthCheck, validate_health_url
 from hotswap_deploy.lock import LockTimeout
 from hotswap_deploy.plan import STRATEGIES, PlanError
 from hotswap_deploy.proxy import ProxyError
@@ -49,9 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--migrate-command", default="")
     run.add_argument("--health-url", action="append", required=True, help="`service: url` (repeat)")
     run.add_argument("--health-match", action="append", default=[], help="`service: text` (repeat)")
-    run.add_argument("--health-status", type=int, default=200)
-    run.add_argument("--health-timeout", type=float, default=60)
-    run.add_argument("--health-interval", type=float, default=1)
+    for name, default in (("status", "200"), ("timeout", "60"), ("interval", "1")):
+        run.add_argument(f"--health-{name}", action="append", default=[],
+                         help=f"a value for every service (default {default}), or `service: value` (repeat)")
     run.add_argument("--watch-seconds", type=float, default=0)
     run.add_argument("--env-file", type=Path, help="KEY=VALUE lines written to the project's .env (0600)")
     run.add_argument("--keep", type=int, default=settings.DEFAULT_KEEP, help="releases kept for rollback")
@@ -67,30 +67,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         command(name, help_text, func).add_argument("--project", required=True)
 
 
-def _pairs(lines: list[str], name: str) -> dict[str, str]:
-    pairs = {}
-    for number, line in enumerate(lines, start=1):
-        service, found, value = line.partition(":")
-        if not found or not service.strip() or not value.strip():
-            raise PlanError(f"{name}: entry {number} is not `service: value`")
-        pairs[service.strip()] = value.strip()
-    return pairs
-
-
-def health_checks(urls: list[str], matches: list[str], *, status: int, timeout: float,
-                  interval: float) -> dict[str, HealthCheck]:
-    """Per-service checks from `service: url` and `service: text` lines (shared with the action)."""
-    bodies = _pairs(matches, "health-match")
-    checks = {}
-    for service, url in _pairs(urls, "health-url").items():
-        try:
-            url = validate_health_url(url, name=f"health-url for {service}")
-            checks[service] = HealthCheck(url, status, bodies.get(service, ""), timeout, interval)
-        except ValueError as exc:
-            raise PlanError(str(exc)) from exc
-    return checks
-
-
 def settings_of(args: argparse.Namespace) -> settings.Settings:
     nginx = None
     if args.nginx_config or args.upstream_dir:
@@ -100,8 +76,8 @@ def settings_of(args: argparse.Namespace) -> settings.Settings:
     return settings.Settings(
         compose=Compose(tuple(p.resolve() for p in args.compose_files), args.project_name),
         services=args.services,
-        health=health_checks(args.health_url, args.health_match, status=args.health_status,
-                             timeout=args.health_timeout, interval=args.health_interval),
+        health=health_checks(args.health_url, matches=args.health_match, statuses=args.health_status,
+                             timeouts=args.health_timeout, intervals=args.health_interval),
         state_dir=args.state_dir, strategy=args.strategy, nginx=nginx,
         migrate=tuple(shlex.split(args.migrate_command)), watch_seconds=args.watch_seconds, keep=args.keep)
 

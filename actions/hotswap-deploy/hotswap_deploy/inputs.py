@@ -9,7 +9,7 @@ from pathlib import Path
 from ci_actions import ledger, runner
 from ci_actions.compose import Compose
 from hotswap_deploy import envfile, guard, settings
-from hotswap_deploy.cli import health_checks
+from hotswap_deploy.checks import health_checks
 from hotswap_deploy.deploy import DeployRequest
 from hotswap_deploy.plan import STRATEGIES
 from hotswap_deploy.rollback import rollback_request
@@ -53,11 +53,10 @@ def deploy_settings() -> settings.Settings:
     default_strategy = "blue-green" if proxy == "nginx" else "recreate"
     files = runner.get_multiline_input("compose-files") or ["docker-compose.yml"]
     health = health_checks(runner.get_multiline_input("health-url"),
-                           runner.get_multiline_input("health-match"),
-                           status=int(runner.get_number_input("health-status", default=200, minimum=100,
-                                                              whole=True)),
-                           timeout=runner.get_number_input("health-timeout", default=60, minimum=0.1),
-                           interval=runner.get_number_input("health-interval", default=1, minimum=0.05))
+                           matches=runner.get_multiline_input("health-match"),
+                           statuses=runner.get_multiline_input("health-status"),
+                           timeouts=runner.get_multiline_input("health-timeout"),
+                           intervals=runner.get_multiline_input("health-interval"))
     return settings.Settings(
         compose=Compose(tuple((runner.workspace() / f).resolve() for f in files),
                         runner.get_input("project-name")),
