@@ -25,6 +25,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -116,6 +117,24 @@ def walk(workspace: Path, exclude: Sequence[str]) -> Iterator[tuple[str, int | N
     yield from visit(str(workspace))
 
 
+def _feed_names(pipe: BinaryIO, workspace: Path, exclude: Sequence[str], files: dict[str, int],
+                failures: list[OSError]) -> None:
+    """Write NUL-separated member names to tar, recording each regular file's size for the manifest; a
+    walk failure is kept in `failures` for the packing thread to raise (tar then gets a short list)."""
+    try:
+        for relative, size in walk(workspace, exclude):
+            pipe.write(os.fsencode(relative) + b"\0")
+            if size is not None:
+                files[relative] = size
+    except BrokenPipeError:
+        pass  # tar stopped early; its exit status and message say why
+    except OSError as exc:
+        failures.append(exc)
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            pipe.close()
+
+
 class _HashingWriter:
     """A file-like sink that hashes and counts what passes through to `target`."""
 
@@ -142,27 +161,32 @@ def pack(workspace: Path, destination: Path, *, run: RunId, exclude: Sequence[st
         raise ArtifactError(f"an artifact for {run} already exists at {destination}")
     destination.mkdir(parents=True, exist_ok=True)
     staging = destination / f".{ARCHIVE}.{secrets.token_hex(4)}"
-    names = destination / f".names.{secrets.token_hex(4)}"
     files: dict[str, int] = {}
-    with names.open("wb") as listing:
-        for relative, size in walk(workspace, exclude):
-            listing.write(os.fsencode(relative) + b"\0")
-            if size is not None:
-                files[relative] = size
+    failures: list[OSError] = []
+    tar = subprocess.Popen([*TAR_CREATE, "-C", str(workspace), "--files-from=-"], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # the walk feeds tar's member list while tar archives and zstd compresses: three stages at once
+    feeder = threading.Thread(target=_feed_names, args=(tar.stdin, workspace, exclude, files, failures),
+                              daemon=True)
+    feeder.start()
     try:
-        tar = subprocess.Popen([*TAR_CREATE, "-C", str(workspace), f"--files-from={names}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         with staging.open("wb") as raw:
             sink = _HashingWriter(raw)
-            zstandard.ZstdCompressor(level=COMPRESSION_LEVEL, threads=-1).copy_stream(tar.stdout, sink)
+            zstandard.ZstdCompressor(level=COMPRESSION_LEVEL, threads=-1).copy_stream(
+                tar.stdout, sink, read_size=CHUNK, write_size=CHUNK)
             raw.flush()
             os.fsync(raw.fileno())
+        feeder.join()
+        if failures:
+            raise ArtifactError(f"packing {workspace} for {run} failed: {failures[0]}")
         if tar.wait() != 0:
             raise ArtifactError(f"packing {workspace} for {run} failed: {tar.stderr.read().decode().strip()}")
         staging.replace(destination / ARCHIVE)
     finally:
+        if tar.poll() is None:
+            tar.kill()
+            tar.wait()
         staging.unlink(missing_ok=True)
-        names.unlink(missing_ok=True)
     manifest = ArtifactManifest(str(run), sink.sha256.hexdigest(), sink.size, files, metadata=metadata or {})
     _write_atomically(destination / MANIFEST, json.dumps(vars(manifest), indent=1).encode())
     return Packed(destination, manifest)

@@ -152,3 +152,10 @@ def test_retention_removes_old_runs_but_never_the_current_one(workspace, tmp_pat
     removed = remove_expired(tmp_path, older_than=86400, keep=current.directory)
     assert removed == [old.directory]
     assert (current.directory / MANIFEST).exists()
+
+
+def test_a_walk_that_fails_leaves_no_archive_and_no_manifest(tmp_path):
+    destination = tmp_path / "run"
+    with pytest.raises(ArtifactError, match="packing .*gone for b/b.*failed: .*No such file"):
+        pack(tmp_path / "gone", destination, run=RunId("b/b", "1", 1), exclude=[])
+    assert list(destination.iterdir()) == []
