@@ -156,6 +156,6 @@ def test_retention_removes_old_runs_but_never_the_current_one(workspace, tmp_pat
 
 def test_a_walk_that_fails_leaves_no_archive_and_no_manifest(tmp_path):
     destination = tmp_path / "run"
-    with pytest.raises(ArtifactError, match="packing .*gone for b/b.*failed: .*No such file"):
+    with pytest.raises(ArtifactError, match=r"packing .*gone for b/b.*failed: .*No such file"):
         pack(tmp_path / "gone", destination, run=RunId("b/b", "1", 1), exclude=[])
     assert list(destination.iterdir()) == []
