@@ -67,7 +67,12 @@ class Project:
 @pytest.fixture
 def project(tmp_path, busybox_image, docker_client):
     made = Project(tmp_path, busybox_image)
+    before = {c.id for c in docker_client.containers.list(all=True)}
     yield made
+    # the classic builder keeps the container of a failed RUN step (for debugging): this test's go
+    for container in docker_client.containers.list(all=True, filters={"status": "exited"}):
+        if container.id not in before and "com.docker.compose.project" not in container.labels:
+            container.remove()
     for container in docker_client.containers.list(all=True, filters={"label": f"test={made.name}"}):
         container.remove(force=True)
     for image in docker_client.images.list(filters={"label": f"{PROJECT_LABEL}={made.name}"}):
