@@ -183,3 +183,20 @@ def test_choice_input_names_the_choices(monkeypatch):
         runner.get_choice_input("link-mode", ("auto", "copy", "hardlink"), default="auto")
     monkeypatch.setenv("INPUT_LINK_MODE", "")
     assert runner.get_choice_input("link-mode", ("auto", "copy"), default="auto") == "auto"
+
+
+def test_number_input_default_value_and_errors(monkeypatch):
+    assert runner.get_number_input("watch-seconds", default=30) == 30
+    monkeypatch.setenv("INPUT_WATCH_SECONDS", " 2.5 ")
+    assert runner.get_number_input("watch-seconds", default=30) == 2.5
+    monkeypatch.setenv("INPUT_KEEP", "2.5")
+    whole = r"Input 'keep' must be a whole number, at least 1 \(got '2.5'\)"
+    with pytest.raises(runner.InputError, match=whole):
+        runner.get_number_input("keep", default=3, minimum=1, whole=True)
+    monkeypatch.setenv("INPUT_KEEP", "0")
+    with pytest.raises(runner.InputError, match="at least 1"):
+        runner.get_number_input("keep", default=3, minimum=1, whole=True)
+    monkeypatch.setenv("INPUT_WATCH_SECONDS", "soon")
+    number = r"Input 'watch-seconds' must be a number, at least 0 \(got 'soon'\)"
+    with pytest.raises(runner.InputError, match=number):
+        runner.get_number_input("watch-seconds", default=30)
