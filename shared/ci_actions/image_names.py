@@ -1,10 +1,12 @@
-"""Which repository a compose service's images live in: shared by build-images (which tags them) and
-hotswap-deploy (which finds `<repository>:<sha>` when given only a sha)."""
+"""How a compose service's images are named and marked: shared by build-images (which tags and labels
+them) and hotswap-deploy (which finds `<repository>:<sha>` and reads the commit back)."""
 
 from __future__ import annotations
 
 import re
 
+# The commit an image was built from (OCI): build-images writes it, hotswap-deploy reads it.
+REVISION_LABEL = "org.opencontainers.image.revision"
 _REPO_INVALID = re.compile(r"[^a-z0-9._/:-]")
 
 

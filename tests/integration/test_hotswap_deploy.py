@@ -331,23 +331,32 @@ def test_health_url_off_localhost_is_refused(site):
     assert site.releases() == []
 
 
-def test_recreate_reports_its_downtime(site, docker_client):
-    """The seed's strategy on the same app: compose stops the old container, then starts the new one.
-    The load goes straight to the published port (no proxy); failures are reported, not asserted."""
-    port = str(free_port())
-    args = ["deploy", "run", *compose_args(site.app), "--project-name", site.project, "--service", "backend",
-            "--sha", "", "--strategy", "recreate", "--health-url", f"backend: http://127.0.0.1:{port}/api/health",
-            "--health-interval", "0.1", "--state-dir", str(site.state)]
-    env = {**os.environ, "BACKEND_PORT": port}
-    first = subprocess.run([sys.executable, "-m", "ci_actions", *args, "--images",
-                            json.dumps({"backend": site.refs[A]["backend"]})], env=env, capture_output=True,
-                           text=True, timeout=300, check=False)
+class Recreate:
+    """The seed's strategy for the backend alone, published on a fixed loopback port (no proxy)."""
+
+    def __init__(self, site: Site, *extra: str) -> None:
+        self.site, self.port = site, str(free_port())
+        self.url = f"http://127.0.0.1:{self.port}/api/health"
+        self.args = ["deploy", "run", *compose_args(site.app), "--project-name", site.project,
+                     "--service", "backend", "--strategy", "recreate", "--health-url", f"backend: {self.url}",
+                     "--state-dir", str(site.state), *extra]
+
+    def deploy(self, sha: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ci_actions", *self.args, "--images",
+                               json.dumps({"backend": self.site.refs[sha]["backend"]})],
+                              env={**os.environ, "BACKEND_PORT": self.port}, capture_output=True, text=True,
+                              timeout=300, check=False)
+
+
+def test_recreate_reports_its_downtime(site):
+    """Compose stops the old container, then starts the new one. The load goes straight to the published
+    port; failures are reported, not asserted away."""
+    recreate = Recreate(site, "--health-interval", "0.1")
+    first = recreate.deploy(A)
     assert first.returncode == 0, first.stderr
-    with LoadGenerator(f"http://127.0.0.1:{port}/api/health", rate=RATE, max_seconds=120) as generator:
+    with LoadGenerator(recreate.url, rate=RATE, max_seconds=120) as generator:
         time.sleep(0.5)
-        second = subprocess.run([sys.executable, "-m", "ci_actions", *args, "--images",
-                                 json.dumps({"backend": site.refs[B]["backend"]})], env=env,
-                                capture_output=True, text=True, timeout=300, check=False)
+        second = recreate.deploy(B)
         time.sleep(0.5)
     report = generator.stop()
     assert second.returncode == 0, second.stderr
@@ -356,24 +365,13 @@ def test_recreate_reports_its_downtime(site, docker_client):
     assert report.failed > 0 and downtime > 0  # what blue-green exists to avoid
 
 
-
 def test_recreate_of_an_unhealthy_release_goes_back_to_the_previous_image(site):
-    port = str(free_port())
-    args = ["deploy", "run", *compose_args(site.app), "--project-name", site.project, "--service", "backend",
-            "--strategy", "recreate", "--health-url", f"backend: http://127.0.0.1:{port}/api/health",
-            "--health-interval", "0.2", "--health-timeout", "5", "--state-dir", str(site.state)]
-    env = {**os.environ, "BACKEND_PORT": port}
-
-    def run(sha: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "ci_actions", *args, "--images",
-                               json.dumps({"backend": site.refs[sha]["backend"]})], env=env,
-                              capture_output=True, text=True, timeout=300, check=False)
-
-    assert run(A).returncode == 0
-    failed = run(UNHEALTHY)
+    recreate = Recreate(site, "--health-interval", "0.2", "--health-timeout", "5")
+    assert recreate.deploy(A).returncode == 0
+    failed = recreate.deploy(UNHEALTHY)
     assert failed.returncode == 1
     assert "backend is not healthy after recreate" in failed.stderr
     assert f"recreated backend from {site.refs[A]['backend']}" in failed.stderr
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5) as response:
+    with urllib.request.urlopen(recreate.url, timeout=5) as response:
         assert json.loads(response.read())["commit"] == A
     assert [r.outcome for r in site.releases()] == ["live", "rolled-back"]

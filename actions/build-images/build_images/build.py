@@ -243,10 +243,7 @@ def _put_back(client: docker.DockerClient, before: dict[str, str]) -> None:
 def _remove_staging(client: docker.DockerClient, build_plan: BuildPlan) -> None:
     """Untag the staging refs (the image stays when real tags hold it; a failed build's goes away)."""
     for service in build_plan.services:
-        try:
+        # already gone, or still used by a failed smoke's container: left for the next prune
+        with contextlib.suppress(DockerException):
             client.images.remove(service.staging_ref, noprune=False)
-        except ImageNotFound:
-            continue
-        except DockerException:
-            continue  # still used by a container of a failed smoke: left for the next prune
 

@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from build_images.tags import TagRules
-from ci_actions.image_names import service_repository
+from ci_actions.image_names import REVISION_LABEL, service_repository
 
 PROJECT_LABEL = "io.ci-actions.project"
 SERVICE_LABEL = "io.ci-actions.service"
-REVISION_LABEL = "org.opencontainers.image.revision"
 CREATED_LABEL = "org.opencontainers.image.created"
 SOURCE_LABEL = "org.opencontainers.image.source"
 INPUTS_LABEL = "io.ci-actions.inputs"

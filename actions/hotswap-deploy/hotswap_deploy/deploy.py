@@ -26,6 +26,7 @@ from docker.models.containers import Container
 
 from ci_actions import engine, ledger
 from ci_actions.compose import Compose, ComposeError, write_override
+from ci_actions.image_names import REVISION_LABEL
 from hotswap_deploy import containers, envfile
 from hotswap_deploy.health import HealthCheck, HealthError, probe, wait_healthy, with_port
 from hotswap_deploy.lock import deploy_lock
@@ -98,11 +99,8 @@ def deploy(request: DeployRequest) -> DeployReport:
         proxy = settings.proxy_for(compose.project)
         recovered = recover(client, book, proxy, model, settings.services, settings.keep)
         sha = resolve_sha(client, request)
-        release_id = new_release_id(sha)
-        plan = plan_deploy(model, release_id=release_id, sha=sha, strategy=settings.strategy,
-                           services=settings.services, images=request.images, health=settings.health,
-                           migrate=settings.migrate if request.kind == "deploy" else (),
-                           watch_seconds=settings.watch_seconds)
+        plan = _plan(request, model, sha)
+        release_id = plan.release_id
         if plan.strategy == "blue-green" and proxy is None:
             raise DeployError("blue-green needs a proxy (nginx-config and upstream-dir); use strategy "
                               "recreate for services that publish a fixed host port. Nothing was touched.")
@@ -134,11 +132,17 @@ def deploy(request: DeployRequest) -> DeployReport:
 
 def plan_only(request: DeployRequest) -> DeployPlan:
     """The plan `--dry-run` prints: resolved from the compose model, with no engine and no lock."""
+    return _plan(request, request.settings.compose.config(), request.sha)
+
+
+def _plan(request: DeployRequest, model: dict, sha: str) -> DeployPlan:
+    """A rollback re-deploys retained images as they were: its migrations already ran."""
     settings = request.settings
-    model = settings.compose.config()
-    return plan_deploy(model, release_id=new_release_id(request.sha or "0000000"), sha=request.sha,
+    return plan_deploy(model, release_id=new_release_id(sha or "0000000"), sha=sha,
                        strategy=settings.strategy, services=settings.services, images=request.images,
-                       health=settings.health, migrate=settings.migrate, watch_seconds=settings.watch_seconds)
+                       health=settings.health,
+                       migrate=settings.migrate if request.kind == "deploy" else (),
+                       watch_seconds=settings.watch_seconds)
 
 
 def resolve_sha(client: docker.DockerClient, request: DeployRequest) -> str:
@@ -149,14 +153,14 @@ def resolve_sha(client: docker.DockerClient, request: DeployRequest) -> str:
         ref = request.images.get(service)
         if ref:
             try:
-                revision = client.images.get(ref).labels.get("org.opencontainers.image.revision", "")
+                revision = client.images.get(ref).labels.get(REVISION_LABEL, "")
             except ImageNotFound:
                 raise DeployError(f"image {ref} for {service} does not exist on this host; nothing was "
                                   "touched (build it with build-images first)") from None
             if revision:
                 return revision
     raise DeployError("cannot tell the commit: give `sha`, or images built by build-images (they carry "
-                      "org.opencontainers.image.revision)")
+                      f"{REVISION_LABEL})")
 
 
 def _live_id(book: ledger.Ledger) -> str | None:
