@@ -214,3 +214,10 @@ def test_an_unchanged_service_is_not_rebuilt_but_restamped_with_the_new_commit(p
     assert after["api"] != before["api"]
     third = project.build(SHAS[2], "--no-cache", "--verbose")
     assert third.returncode == 0 and "unchanged" not in third.stderr  # --no-cache always builds
+
+
+def test_keep_below_one_is_refused_before_anything_builds(project, docker_client):
+    project.payload("one")
+    result = project.build(SHAS[0], "--keep", "0")
+    assert result.returncode == 2 and "'0' is not a whole number of releases, at least 1" in result.stderr
+    assert project.refs(docker_client) == set()

@@ -375,3 +375,13 @@ def test_recreate_of_an_unhealthy_release_goes_back_to_the_previous_image(site):
     with urllib.request.urlopen(recreate.url, timeout=5) as response:
         assert json.loads(response.read())["commit"] == A
     assert [r.outcome for r in site.releases()] == ["live", "rolled-back"]
+
+
+def test_blue_green_without_a_proxy_is_refused_before_migrations(site, docker_client):
+    args = site.run_args(B, "--migrate-command", "node dist/migrate.js")
+    at = args.index("--nginx-config")
+    del args[at:at + 4]  # no --nginx-config, no --upstream-dir
+    result = cli(*args)
+    assert result.returncode == 1
+    assert "blue-green needs a proxy" in result.stderr and "Nothing was touched" in result.stderr
+    assert site.releases() == [] and site.containers(docker_client) == []
