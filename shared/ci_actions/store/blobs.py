@@ -178,18 +178,19 @@ class Blobs:
         except FileNotFoundError:
             return 0
 
-    def place(self, name: str, dest: str, mode: int, mtime_ns: int, how: Placement) -> None:
-        """Put a blob's content at dest (replacing what is there): a hardlink, a reflink, or a
-        kernel-side copy with the recorded mode and mtime."""
+    def link(self, name: str, dest: str) -> None:
+        """Hardlink the read-only blob at dest (replacing what is there)."""
         source = self.location(name)
-        if how == "hardlink":
-            try:
-                os.link(source, dest)
-            except FileExistsError:
-                os.unlink(dest)
-                os.link(source, dest)
-            return
-        src_fd = os.open(source, os.O_RDONLY)
+        try:
+            os.link(source, dest)
+        except FileExistsError:
+            os.unlink(dest)
+            os.link(source, dest)
+
+    def copy(self, name: str, dest: str, mode: int, mtime_ns: int, *, reflink: bool) -> None:
+        """Put a blob's content at dest (replacing what is there) with the recorded mode and mtime:
+        a reflink (shared blocks) or a kernel-side copy."""
+        src_fd = os.open(self.location(name), os.O_RDONLY)
         try:
             try:
                 dst_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o7777)
@@ -197,7 +198,7 @@ class Blobs:
                 os.unlink(dest)
                 dst_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o7777)
             try:
-                if how == "reflink":
+                if reflink:
                     fcntl.ioctl(dst_fd, FICLONE, src_fd)
                 else:
                     _copy(src_fd, dst_fd)

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fnmatch
 import hashlib
 import json
 import os
-import re
 import secrets
 import stat
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,13 +36,12 @@ from ci_actions.store.blobs import BlobMissing, Blobs, Placement, blob_name, ref
 from ci_actions.store.eviction import EntryUse, Eviction, plan_eviction
 from ci_actions.store.keys import Candidate, choose
 from ci_actions.store.manifest import Header, Manifest, ManifestError, Record
+from ci_actions.store.placement import make_dirs, make_symlinks, place_files, remove_dirs, set_dir_modes
+from ci_actions.store.slices import WORKERS, in_slices
 
 LINK_MODES = ("auto", "copy", "hardlink")  # see docs/store-format.md, "Restore placement"
-WORKERS = max(2, os.cpu_count() or 1)
 LOCK_TIMEOUT = 120.0  # saves and restores wait this long for a prune to finish
 PRUNE_WAIT = 10.0  # a prune gives way sooner: the next save will try again
-# Files that tools rewrite in place: a hardlink would let them write through into the store.
-EDITED_IN_PLACE = ("node_modules/.prisma/*", "*/node_modules/.prisma/*", "*.node")
 
 
 class EntryBroken(Exception):
@@ -82,13 +79,6 @@ def _syncfs(path: Path) -> None:
             os.sync()
     finally:
         os.close(fd)
-
-
-_EDITED_IN_PLACE = re.compile("|".join(fnmatch.translate(p) for p in EDITED_IN_PLACE))
-
-
-def edited_in_place(path: str) -> bool:
-    return _EDITED_IN_PLACE.match(path) is not None
 
 
 class Store:
@@ -150,36 +140,55 @@ class Store:
             raise EntryBroken(f"cache entry {key!r} has a damaged manifest ({exc}); dropped it") from exc
 
     def restore(self, header: Header, workspace: Path, link_mode: str = "auto") -> RestoreResult:
-        """Verify every blob of the entry, then place the tree under workspace."""
+        """Check every blob of the entry, then place the tree under workspace.
+
+        The check runs beside the mkdirs (both wait on the kernel); if it fails, the directories made
+        are removed again before EntryBroken is raised, and no file has been placed.
+        """
         started = time.monotonic()
+        root = str(workspace)
         with self._gc_lock().read_lock():
             manifest = self.load(header.version, header.key)
-            self._verify_blobs(manifest)
-            self._stamp_last_used(header.version, header.key)
             placement = self._placement(link_mode, manifest, workspace)
-            self._place(manifest, workspace, placement)
+            dirs, files, symlinks = _split(manifest.records)
+            made: list[str] = []
+            with ThreadPoolExecutor(1) as pool:
+                checking = pool.submit(self._broken_blobs, files)
+                try:
+                    make_dirs(root, dirs, made)
+                finally:
+                    broken = checking.result()
+                    if broken:
+                        remove_dirs(made)
+            if broken:
+                self._drop_broken(manifest, broken)
+            self._stamp_last_used(header.version, header.key)
+            place_files(self.blobs, root, files, placement)
+            make_symlinks(root, symlinks)
+            set_dir_modes(root, dirs)
         return RestoreResult(header.key, manifest.header.files, manifest.header.bytes,
                              time.monotonic() - started)
 
-    def _verify_blobs(self, manifest: Manifest) -> None:
-        """Every blob must be unchanged since the entry was saved (see Blobs.quick_check); a damaged
-        entry is dropped, with its corrupt blobs, before anything reaches the workspace."""
-        blobs = {blob_name(r.digest, r.mode): (r.size, r.blob_mtime_ns)
-                 for r in manifest.records if r.kind == "file"}
-        failures = []
-        for name, (size, mtime_ns) in blobs.items():
+    def _broken_blobs(self, files: list[Record]) -> list[Exception]:
+        """Blobs changed since the entry was saved (see Blobs.quick_check), or gone."""
+        failures: list[Exception] = []
+        for name, (size, mtime_ns) in {blob_name(r.digest, r.mode): (r.size, r.blob_mtime_ns)
+                                       for r in files}.items():
             try:
                 self.blobs.quick_check(name, size, mtime_ns)
             except (BlobMissing, ValueError) as exc:
                 failures.append(exc)
-        if failures:
-            for exc in failures:
-                if not isinstance(exc, BlobMissing):
-                    self.blobs.remove(str(exc))
-            self._drop(self.entry_path(manifest.header.version, manifest.header.key))
-            kinds = "missing" if all(isinstance(e, BlobMissing) for e in failures) else "corrupt"
-            raise EntryBroken(f"cache entry {manifest.header.key!r} has {len(failures)} {kinds} blob(s) "
-                              f"(first: {failures[0]}); dropped it")
+        return failures
+
+    def _drop_broken(self, manifest: Manifest, failures: list[Exception]) -> None:
+        """Drop a damaged entry and its corrupt blobs, and raise EntryBroken: the job gets a miss."""
+        for exc in failures:
+            if not isinstance(exc, BlobMissing):
+                self.blobs.remove(str(exc))
+        self._drop(self.entry_path(manifest.header.version, manifest.header.key))
+        kinds = "missing" if all(isinstance(e, BlobMissing) for e in failures) else "corrupt"
+        raise EntryBroken(f"cache entry {manifest.header.key!r} has {len(failures)} {kinds} blob(s) "
+                          f"(first: {failures[0]}); dropped it")
 
     def _stamp_last_used(self, version: str, key: str) -> None:
         """Overwrite the fixed-width last_used field in place: no rewrite, so no race with a save."""
@@ -198,46 +207,6 @@ class Store:
         if sample and reflink_works(self.blobs.path(blob_name(sample.digest, sample.mode)), workspace):
             return "reflink"
         return "copy"
-
-    def _place(self, manifest: Manifest, workspace: Path, placement: Placement) -> None:
-        """Directories first, then files (hardlinks in one loop, copies on a thread pool: they wait
-        on the disk), then symlinks, then directory modes deepest first."""
-        root = str(workspace)
-        made: set[str] = set()
-
-        def make_parent(path: str) -> None:
-            parent = os.path.dirname(path)
-            if parent not in made:
-                os.makedirs(os.path.join(root, parent), exist_ok=True)
-                made.add(parent)
-
-        dirs = [r for r in manifest.records if r.kind == "dir"]
-        for record in dirs:
-            os.makedirs(os.path.join(root, record.path), exist_ok=True)
-            made.add(record.path)
-        files = [r for r in manifest.records if r.kind == "file"]
-        for record in files:
-            make_parent(record.path)
-
-        def place(record: Record) -> None:
-            how = "copy" if placement == "hardlink" and edited_in_place(record.path) else placement
-            self.blobs.place(blob_name(record.digest, record.mode), os.path.join(root, record.path),
-                             record.mode, record.mtime_ns, how)
-
-        if placement == "hardlink":
-            for record in files:
-                place(record)
-        else:  # copies wait on the disk: a few threads, each with its own slice
-            _in_slices(files, lambda part: [place(r) for r in part])
-        for record in manifest.records:
-            if record.kind == "symlink":
-                make_parent(record.path)
-                dest = os.path.join(root, record.path)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(dest)
-                os.symlink(record.target, dest)
-        for record in reversed(dirs):  # deepest first, after their contents are in
-            os.chmod(os.path.join(root, record.path), record.mode & 0o7777)
 
     # -- save -----------------------------------------------------------------------------------
 
@@ -282,7 +251,7 @@ class Store:
                           blob_mtime_ns=stored.blob_mtime_ns), stored.new_bytes
 
         paths = [str(p) for p in matched]
-        results = _in_slices(paths, lambda part: [record_for(p) for p in part])
+        results = in_slices(paths, lambda part: [record_for(p) for p in part])
         return [r for r, _ in results], sum(n for _, n in results)
 
     def _publish(self, manifest: Manifest, final: Path, update: bool) -> bool:
@@ -411,13 +380,9 @@ class PruneReport:
     bytes_freed: int
 
 
-def _in_slices(items: list, work: Callable[[list], list]) -> list:
-    """Run `work` over WORKERS contiguous slices of `items` in threads; results in input order."""
-    size = -(-len(items) // WORKERS) or 1
-    with ThreadPoolExecutor(WORKERS) as pool:
-        return [r for part in pool.map(work, [items[i:i + size] for i in range(0, len(items), size)])
-                for r in part]
-
-
-
-
+def _split(records: list[Record]) -> tuple[list[Record], list[Record], list[Record]]:
+    """Directories, files and symlinks, each in manifest order."""
+    kinds: dict[str, list[Record]] = {"dir": [], "file": [], "symlink": []}
+    for record in records:
+        kinds[record.kind].append(record)
+    return kinds["dir"], kinds["file"], kinds["symlink"]
