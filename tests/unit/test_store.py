@@ -1,6 +1,7 @@
 """The store on a real filesystem: save, restore, dedup, integrity, eviction."""
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -188,3 +189,54 @@ def test_prune_by_age_then_size_keeps_shared_blobs(saved):
     report = store.prune(max_bytes=1024, max_age=7 * 86400)
     assert [e.key for e in report.evicted] == ["deps-2"]
     assert list(store.blobs.dir.glob("*/*")) == []
+
+
+@pytest.mark.parametrize("link_mode", ["copy", "hardlink"])
+def test_restore_merges_into_an_existing_tree(saved, tmp_path, link_mode):
+    store, source, _ = saved
+    target = tmp_path / "target"
+    (target / "node_modules" / "pkg").mkdir(parents=True)
+    (target / "node_modules" / "pkg" / "index.js").write_text("stale\n")
+    (target / "node_modules" / "local.txt").write_text("mine\n")
+    store.restore(store.lookup(["deps-1"], VERSION), target, link_mode)
+    assert (target / "node_modules" / "pkg" / "index.js").read_text() == "module.exports = 1\n"
+    assert (target / "node_modules" / "local.txt").read_text() == "mine\n"  # as tar -x: extra files stay
+    assert (target / "node_modules" / "pkg" / "lib" / "big.bin").read_bytes() == \
+        (source / "node_modules" / "pkg" / "lib" / "big.bin").read_bytes()
+    assert sorted(p.name for p in target.iterdir()) == ["node_modules"]  # no staging directory left
+
+
+def test_a_read_only_directory_keeps_its_mode_and_contents(tmp_path):
+    source = tmp_path / "source"
+    (source / "node_modules" / "sealed").mkdir(parents=True)
+    (source / "node_modules" / "sealed" / "a.js").write_text("a\n")
+    (source / "node_modules" / "sealed").chmod(0o555)
+    store = Store(tmp_path / "store")
+    store.save("deps-ro", VERSION, ["node_modules"], source, walk(source))
+    target = tmp_path / "target"
+    try:
+        store.restore(store.lookup(["deps-ro"], VERSION), target, "hardlink")
+        assert (target / "node_modules" / "sealed").stat().st_mode & 0o777 == 0o555
+        assert (target / "node_modules" / "sealed" / "a.js").read_text() == "a\n"
+    finally:
+        for tree in (source, target):
+            (tree / "node_modules" / "sealed").chmod(0o755)
+
+
+def test_a_killed_restores_staging_directory_is_removed_by_the_next(saved, tmp_path):
+    store, _, _ = saved
+    target = tmp_path / "target"
+    stale = target / f".ci-actions-restore-{_reaped_pid()}-0000"
+    (stale / "node_modules").mkdir(parents=True)
+    live = target / f".ci-actions-restore-{os.getpid()}-1111"  # another restore, still running
+    live.mkdir()
+    store.restore(store.lookup(["deps-1"], VERSION), target)
+    assert not stale.exists() and live.exists()
+    assert sorted(p.name for p in target.iterdir()) == [live.name, "node_modules"]
+
+
+def _reaped_pid() -> int:
+    """The pid of a process that has ended and been waited for: no process has it now."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid

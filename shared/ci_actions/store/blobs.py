@@ -178,15 +178,6 @@ class Blobs:
         except FileNotFoundError:
             return 0
 
-    def link(self, name: str, dest: str) -> None:
-        """Hardlink the read-only blob at dest (replacing what is there)."""
-        source = self.location(name)
-        try:
-            os.link(source, dest)
-        except FileExistsError:
-            os.unlink(dest)
-            os.link(source, dest)
-
     def copy(self, name: str, dest: str, mode: int, mtime_ns: int, *, reflink: bool) -> None:
         """Put a blob's content at dest (replacing what is there) with the recorded mode and mtime:
         a reflink (shared blocks) or a kernel-side copy."""

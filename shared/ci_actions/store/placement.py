@@ -1,7 +1,11 @@
-"""Putting an entry's tree into the workspace: directories, files from blobs, symlinks, then modes.
+"""Putting an entry's tree into the workspace: built whole in a staging directory, then renamed in.
 
-Split from the store because it is the restore's hot path: about one syscall per record, with as
-little Python around it as possible (a hardlink restore must take a fifth of `tar -x`'s time).
+The tree is built under `<workspace>/.ci-actions-restore-<pid>-<random>/` on a few threads, each with a
+contiguous slice of the records, checking each file's blob just before placing it; only when every
+blob has passed does anything move into the workspace, by rename. So a damaged entry leaves the
+workspace as it was, a killed restore leaves a hidden staging directory (removed by the next restore)
+and never a half-populated node_modules, and the check costs no pass of its own: this is the restore's
+hot path, and a hardlink restore must take a fifth of `tar -x`'s time.
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ import contextlib
 import fnmatch
 import os
 import re
+import secrets
+import shutil
 
-from ci_actions.store.blobs import Blobs, Placement, blob_name
+from ci_actions.store.blobs import BlobMissing, Blobs, Placement, blob_name
 from ci_actions.store.manifest import Record
 from ci_actions.store.slices import in_slices
 
+STAGING_PREFIX = ".ci-actions-restore-"
 # Files that tools rewrite in place: a hardlink would let them write through into the store.
 EDITED_IN_PLACE = ("node_modules/.prisma/*", "*/node_modules/.prisma/*", "*.node")
 _EDITED_IN_PLACE = re.compile("|".join(fnmatch.translate(p) for p in EDITED_IN_PLACE))
@@ -25,69 +32,109 @@ def edited_in_place(path: str) -> bool:
     return (path.endswith(".node") or ".prisma/" in path) and _EDITED_IN_PLACE.match(path) is not None
 
 
-def make_dirs(root: str, dirs: list[Record], made: list[str]) -> None:
-    """Create the directories (records come parents first), appending each one created to `made`,
-    parents before children, so that `remove_dirs(made)` can take exactly those away again."""
-    for record in dirs:
-        _make_dir(os.path.join(root, record.path), made)
+def new_staging(workspace: str) -> str:
+    """A fresh staging directory in the workspace (same filesystem, so the final renames are atomic),
+    after removing any that a killed restore left behind."""
+    os.makedirs(workspace, exist_ok=True)
+    for name in os.listdir(workspace):
+        if name.startswith(STAGING_PREFIX) and not _alive(name[len(STAGING_PREFIX):].split("-")[0]):
+            shutil.rmtree(os.path.join(workspace, name), ignore_errors=True)
+    staging = os.path.join(workspace, f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
+    os.mkdir(staging, 0o700)
+    return staging
 
 
-def _make_dir(path: str, made: list[str]) -> None:
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def build(blobs: Blobs, staging: str, records: list[Record], placement: Placement) -> list[Exception]:
+    """Build the tree under staging; returns the blobs that failed their check (their files are
+    skipped: the caller throws the staging directory away)."""
+
+    def build_slice(part: list[Record]) -> list[Exception]:
+        failures: list[Exception] = []
+        for record in part:
+            dest = f"{staging}/{record.path}"
+            if record.kind == "dir":
+                _make_dir(dest)
+                continue
+            try:
+                _place(blobs, record, dest, placement)
+            except FileNotFoundError as exc:
+                if isinstance(exc, BlobMissing):
+                    failures.append(exc)
+                    continue
+                # Its directory is in another thread's slice, not made yet (or has no record at all).
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                _place(blobs, record, dest, placement)
+            except ValueError as exc:  # BlobCorrupt
+                failures.append(exc)
+        return failures
+
+    return in_slices(records, build_slice)
+
+
+def _make_dir(path: str) -> None:
     try:
         os.mkdir(path)
-    except FileExistsError:
-        if not os.path.isdir(path):
-            raise
+    except FileExistsError:  # another slice's file needed it first
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+
+
+def _place(blobs: Blobs, record: Record, dest: str, placement: Placement) -> None:
+    if record.kind == "symlink":
+        os.symlink(record.target, dest)
         return
-    except FileNotFoundError:  # a parent with no record of its own (a glob matched below it)
-        _make_dir(os.path.dirname(path), made)
-        os.mkdir(path)
-    made.append(path)
-
-
-def remove_dirs(made: list[str]) -> None:
-    """Undo make_dirs: rmdir (never a recursive delete) deepest first; a directory someone else has
-    put something into meanwhile stays."""
-    for path in reversed(made):
-        with contextlib.suppress(OSError):
-            os.rmdir(path)
-
-
-def place_files(blobs: Blobs, root: str, files: list[Record], placement: Placement) -> None:
-    """Each file from its blob, on a few threads with a contiguous slice each (link() and copies are
-    kernel time). A hardlink restore still copies the files known to be edited in place."""
-
-    def place(part: list[Record]) -> list[None]:
-        for record in part:
-            name = blob_name(record.digest, record.mode)
-            dest = f"{root}/{record.path}"
-            try:
-                _place(blobs, name, dest, record, placement)
-            except FileNotFoundError:  # a file whose directory has no record (a glob matched it)
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                _place(blobs, name, dest, record, placement)
-        return []
-
-    in_slices(files, place)
-
-
-def _place(blobs: Blobs, name: str, dest: str, record: Record, placement: Placement) -> None:
+    name = blob_name(record.digest, record.mode)
+    blobs.quick_check(name, record.size, record.blob_mtime_ns)
     if placement == "hardlink" and not edited_in_place(record.path):
-        blobs.link(name, dest)
+        os.link(blobs.location(name), dest)
     else:
         blobs.copy(name, dest, record.mode, record.mtime_ns, reflink=placement == "reflink")
 
 
-def make_symlinks(root: str, symlinks: list[Record]) -> None:
-    for record in symlinks:
-        dest = os.path.join(root, record.path)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(dest)
-        os.symlink(record.target, dest)
+def move_in(staging: str, workspace: str, records: list[Record]) -> None:
+    """Rename the built tree's top paths into the workspace. A top path that already exists there is
+    merged into, entry by entry (files replaced, as `tar -x` does); then directory modes are set,
+    deepest first, since a read-only directory cannot take new entries or be moved."""
+    dirs = {record.path for record in records if record.kind == "dir"}
+    merged = False
+    for top in (record.path for record in records if record.path.rpartition("/")[0] not in dirs):
+        target = os.path.join(workspace, top)
+        if top in dirs and os.path.isdir(target) and not os.path.islink(target):
+            _merge(os.path.join(staging, top), target)
+            merged = True
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(os.path.join(staging, top), target)
+    # A directory made here already has 0777 & ~umask; a merged-into one has whatever it had.
+    umask = None if merged else _umask()
+    for record in reversed(records):
+        if record.kind == "dir" and (umask is None or record.mode & 0o7777 != 0o777 & ~umask):
+            os.chmod(os.path.join(workspace, record.path), record.mode & 0o7777)
 
 
-def set_dir_modes(root: str, dirs: list[Record]) -> None:
-    """The recorded modes, deepest first, once the contents are in (a 0555 directory is made last)."""
-    for record in reversed(dirs):
-        os.chmod(os.path.join(root, record.path), record.mode & 0o7777)
+def _merge(source: str, target: str) -> None:
+    for entry in os.scandir(source):
+        dest = os.path.join(target, entry.name)
+        if entry.is_dir(follow_symlinks=False) and os.path.isdir(dest) and not os.path.islink(dest):
+            _merge(entry.path, dest)
+        else:
+            os.replace(entry.path, dest)
+
+
+def _umask() -> int | None:
+    """This process's umask, without the os.umask() set-and-restore race between threads; None where
+    /proc does not say (then every directory gets its chmod)."""
+    with contextlib.suppress(OSError, StopIteration, ValueError), open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    return None

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import stat
 import time
 from collections.abc import Iterable, Sequence
@@ -36,7 +37,7 @@ from ci_actions.store.blobs import BlobMissing, Blobs, Placement, blob_name, ref
 from ci_actions.store.eviction import EntryUse, Eviction, plan_eviction
 from ci_actions.store.keys import Candidate, choose
 from ci_actions.store.manifest import Header, Manifest, ManifestError, Record
-from ci_actions.store.placement import make_dirs, make_symlinks, place_files, remove_dirs, set_dir_modes
+from ci_actions.store.placement import build, move_in, new_staging
 from ci_actions.store.slices import WORKERS, in_slices
 
 LINK_MODES = ("auto", "copy", "hardlink")  # see docs/store-format.md, "Restore placement"
@@ -140,48 +141,27 @@ class Store:
             raise EntryBroken(f"cache entry {key!r} has a damaged manifest ({exc}); dropped it") from exc
 
     def restore(self, header: Header, workspace: Path, link_mode: str = "auto") -> RestoreResult:
-        """Check every blob of the entry, then place the tree under workspace.
-
-        The check runs beside the mkdirs (both wait on the kernel); if it fails, the directories made
-        are removed again before EntryBroken is raised, and no file has been placed.
-        """
+        """Build the entry's tree in a staging directory, checking each blob as it goes, and move it
+        into the workspace only if every blob passed (see placement.py)."""
         started = time.monotonic()
-        root = str(workspace)
         with self._gc_lock().read_lock():
             manifest = self.load(header.version, header.key)
-            placement = self._placement(link_mode, manifest, workspace)
-            dirs, files, symlinks = _split(manifest.records)
-            made: list[str] = []
-            with ThreadPoolExecutor(1) as pool:
-                checking = pool.submit(self._broken_blobs, files)
-                try:
-                    make_dirs(root, dirs, made)
-                finally:
-                    broken = checking.result()
-                    if broken:
-                        remove_dirs(made)
-            if broken:
-                self._drop_broken(manifest, broken)
-            self._stamp_last_used(header.version, header.key)
-            place_files(self.blobs, root, files, placement)
-            make_symlinks(root, symlinks)
-            set_dir_modes(root, dirs)
+            staging = new_staging(str(workspace))
+            try:
+                placement = self._placement(link_mode, manifest, Path(staging))
+                broken = build(self.blobs, staging, manifest.records, placement)
+                if broken:
+                    self._drop_broken(manifest, broken)
+                self._stamp_last_used(header.version, header.key)
+                move_in(staging, str(workspace), manifest.records)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
         return RestoreResult(header.key, manifest.header.files, manifest.header.bytes,
                              time.monotonic() - started)
 
-    def _broken_blobs(self, files: list[Record]) -> list[Exception]:
-        """Blobs changed since the entry was saved (see Blobs.quick_check), or gone."""
-        failures: list[Exception] = []
-        for name, (size, mtime_ns) in {blob_name(r.digest, r.mode): (r.size, r.blob_mtime_ns)
-                                       for r in files}.items():
-            try:
-                self.blobs.quick_check(name, size, mtime_ns)
-            except (BlobMissing, ValueError) as exc:
-                failures.append(exc)
-        return failures
-
     def _drop_broken(self, manifest: Manifest, failures: list[Exception]) -> None:
         """Drop a damaged entry and its corrupt blobs, and raise EntryBroken: the job gets a miss."""
+        failures = list({str(exc): exc for exc in failures}.values())  # files that share a blob
         for exc in failures:
             if not isinstance(exc, BlobMissing):
                 self.blobs.remove(str(exc))
@@ -200,11 +180,11 @@ class Store:
             finally:
                 os.close(fd)
 
-    def _placement(self, link_mode: str, manifest: Manifest, workspace: Path) -> Placement:
+    def _placement(self, link_mode: str, manifest: Manifest, dest_dir: Path) -> Placement:
         if link_mode in ("copy", "hardlink"):
             return link_mode  # type: ignore[return-value]
         sample = next((r for r in manifest.records if r.kind == "file"), None)
-        if sample and reflink_works(self.blobs.path(blob_name(sample.digest, sample.mode)), workspace):
+        if sample and reflink_works(self.blobs.path(blob_name(sample.digest, sample.mode)), dest_dir):
             return "reflink"
         return "copy"
 
@@ -379,10 +359,3 @@ class PruneReport:
     blobs_removed: int
     bytes_freed: int
 
-
-def _split(records: list[Record]) -> tuple[list[Record], list[Record], list[Record]]:
-    """Directories, files and symlinks, each in manifest order."""
-    kinds: dict[str, list[Record]] = {"dir": [], "file": [], "symlink": []}
-    for record in records:
-        kinds[record.kind].append(record)
-    return kinds["dir"], kinds["file"], kinds["symlink"]
