@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 CHUNK = 1024 * 1024
-SMALL_FILE = 8 * CHUNK  # read whole: one read, hashed and written from memory, no race with writers
+SMALL_FILE = 8 * CHUNK  # read whole (the size lstat gave): one read, hashed and written from memory
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 Placement = Literal["copy", "reflink", "hardlink"]  # what `auto` resolves to, once per restore
 
@@ -52,6 +52,8 @@ class Blobs:
         self.dir = root / "blobs"
         self._dir = str(self.dir)
         self.tmp = root / "tmp"
+        self._dir_fd: int | None = None  # open during writing()
+        self._umask = 0o777
 
     def create_layout(self) -> None:
         """The 256 shard directories, once, instead of a mkdir per blob."""
@@ -66,30 +68,42 @@ class Blobs:
         return f"{self._dir}/{name[:2]}/{name}"
 
     @contextmanager
-    def _new_file(self) -> Iterator[tuple[int, Callable[[str], None]]]:
-        """An unnamed file in the store (O_TMPFILE) and a function that links it in under a name.
-        Nothing named exists until that link, so a crash or a full disk leaves nothing behind.
-        Filesystems without O_TMPFILE get a named file in tmp/, removed afterwards."""
+    def writing(self) -> Iterator[None]:
+        """Hold the blob directory open while a save stores files: new blobs are created and linked
+        in relative to it (one path component to resolve, not five), and forked workers inherit it."""
+        self._dir_fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
+        self._umask = current_umask()
+        try:
+            yield
+        finally:
+            os.close(self._dir_fd)
+            self._dir_fd = None
+
+    @contextmanager
+    def _new_file(self, mode: int) -> Iterator[tuple[int, Callable[[str], None]]]:
+        """An unnamed file in the store (O_TMPFILE), already read-only, and a function that links it
+        in under a name. Nothing named exists until that link, so a crash or a full disk leaves
+        nothing behind. Filesystems without O_TMPFILE get a named file in tmp/, removed afterwards."""
+        if self._dir_fd is None:
+            raise RuntimeError("Blobs.put outside Blobs.writing()")
+        read_only = 0o555 if mode & 0o111 else 0o444
         tmp = None
         try:
-            fd = os.open(self._dir, os.O_TMPFILE | os.O_WRONLY, 0o444)
+            fd = os.open(".", os.O_TMPFILE | os.O_WRONLY, read_only, dir_fd=self._dir_fd)
         except OSError as exc:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
                 raise
             tmp = f"{self.tmp}/blob-{secrets.token_hex(8)}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, read_only)
+        if self._umask & read_only:  # the umask took bits the blob must have
+            os.fchmod(fd, read_only)
 
-        def link(final: str) -> None:
-            if tmp:
-                os.link(tmp, final)
-                return
-            # linkat(AT_SYMLINK_FOLLOW) on the /proc magic link names the unnamed file; os.link only
-            # uses linkat when given a dir fd. /proc/self is resolved now, never cached across a fork.
-            proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.link(str(fd), final, src_dir_fd=proc, follow_symlinks=True)
-            finally:
-                os.close(proc)
+        def link(name: str) -> None:
+            # linkat(AT_SYMLINK_FOLLOW) of the /proc magic link names the unnamed file (os.link only
+            # calls linkat, and follows, when given a dir fd); /proc/self is whoever calls, so a forked
+            # worker links its own file.
+            source = tmp or f"/proc/self/fd/{fd}"
+            os.link(source, f"{name[:2]}/{name}", dst_dir_fd=self._dir_fd, follow_symlinks=True)
 
         try:
             yield fd, link
@@ -100,37 +114,35 @@ class Blobs:
                     os.unlink(tmp)
 
     def _publish(self, fd: int, link: Callable[[str], None], digest: str, mode: int) -> Stored:
-        """Make the written file read-only and link it in; no new bytes if another writer won."""
-        os.fchmod(fd, 0o555 if mode & 0o111 else 0o444)
+        """Link the written file in; no new bytes if another writer won."""
         st = os.fstat(fd)
         try:
-            link(self.location(blob_name(digest, mode)))
+            link(blob_name(digest, mode))
         except FileExistsError:
             return self._existing(digest, mode) or Stored(digest, st.st_size, 0, st.st_mtime_ns)
         return Stored(digest, st.st_size, st.st_size, st.st_mtime_ns)
 
-    def put(self, source: str, mode: int) -> Stored:
-        """Store a file's content; a blob that exists already is left as it is."""
+    def put(self, source: str, mode: int, size: int) -> Stored:
+        """Store a file's content (`size` as lstat gave it); a blob that exists already is left as it is."""
         fd = os.open(source, os.O_RDONLY)
         try:
-            data = _read_up_to(fd, SMALL_FILE + 1)
-            if len(data) > SMALL_FILE:
-                return self._put_large(fd, data, mode)
+            if size > SMALL_FILE:
+                return self._put_large(fd, mode)
+            data = _read_up_to(fd, size)
         finally:
             os.close(fd)
         digest = hashlib.sha256(data).hexdigest()
         existing = self._existing(digest, mode)
         if existing:
             return existing
-        with self._new_file() as (out, link):
+        with self._new_file(mode) as (out, link):
             _write_all(out, data)
             return self._publish(out, link, digest, mode)
 
-    def _put_large(self, fd: int, head: bytes, mode: int) -> Stored:
+    def _put_large(self, fd: int, mode: int) -> Stored:
         """Stream a big file into the store while hashing it, so it is read once; name it after."""
-        hasher = hashlib.sha256(head)
-        with self._new_file() as (out, link):
-            _write_all(out, head)
+        hasher = hashlib.sha256()
+        with self._new_file(mode) as (out, link):
             while chunk := os.read(fd, CHUNK):
                 hasher.update(chunk)
                 _write_all(out, chunk)
@@ -201,8 +213,19 @@ class Blobs:
             os.close(src_fd)
 
 
+def current_umask() -> int:
+    """This process's umask, read from /proc (os.umask() can only be read by setting it, which races
+    with other threads creating files); 0o777 where /proc does not say, so that every mode is set."""
+    with contextlib.suppress(OSError, StopIteration, ValueError), open("/proc/self/status") as status:
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    return 0o777
+
+
 def _read_up_to(fd: int, size: int) -> bytes:
-    parts, got = [], 0
+    data = os.read(fd, size)
+    if len(data) == size or not data:
+        return data
+    parts, got = [data], len(data)
     while got < size and (chunk := os.read(fd, size - got)):
         parts.append(chunk)
         got += len(chunk)

@@ -10,14 +10,13 @@ hot path, and a hardlink restore must take a fifth of `tar -x`'s time.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import os
 import re
 import secrets
 import shutil
 
-from ci_actions.store.blobs import BlobMissing, Blobs, Placement, blob_name
+from ci_actions.store.blobs import BlobMissing, Blobs, Placement, blob_name, current_umask
 from ci_actions.store.manifest import Record
 from ci_actions.store.slices import in_slices
 
@@ -117,9 +116,9 @@ def move_in(staging: str, workspace: str, records: list[Record]) -> None:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             os.replace(os.path.join(staging, top), target)
     # A directory made here already has 0777 & ~umask; a merged-into one has whatever it had.
-    umask = None if merged else _umask()
+    made_mode = 0o777 & ~current_umask()
     for record in reversed(records):
-        if record.kind == "dir" and (umask is None or record.mode & 0o7777 != 0o777 & ~umask):
+        if record.kind == "dir" and (merged or record.mode & 0o7777 != made_mode):
             os.chmod(os.path.join(workspace, record.path), record.mode & 0o7777)
 
 
@@ -130,11 +129,3 @@ def _merge(source: str, target: str) -> None:
             _merge(entry.path, dest)
         else:
             os.replace(entry.path, dest)
-
-
-def _umask() -> int | None:
-    """This process's umask, without the os.umask() set-and-restore race between threads; None where
-    /proc does not say (then every directory gets its chmod)."""
-    with contextlib.suppress(OSError, StopIteration, ValueError), open("/proc/self/status") as status:
-        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
-    return None

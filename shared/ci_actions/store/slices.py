@@ -54,9 +54,7 @@ def _fork(work: Callable[[list], list[T]], part: list) -> tuple[int, int]:
     status = 1
     try:
         os.close(read_end)
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
+        die_with_parent(parent)
         try:
             payload = pickle.dumps(work(part))
         except Exception as exc:
@@ -66,6 +64,13 @@ def _fork(work: Callable[[list], list[T]], part: list) -> tuple[int, int]:
         status = 0
     finally:
         os._exit(status)
+
+
+def die_with_parent(parent: int) -> None:
+    """In a forked child: be killed when the parent dies (a killed save leaves nothing running)."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _picklable(exc: Exception) -> bool:

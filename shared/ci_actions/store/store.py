@@ -21,10 +21,11 @@ import hashlib
 import json
 import os
 import secrets
+import select
 import shutil
 import stat
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,11 +39,12 @@ from ci_actions.store.eviction import EntryUse, Eviction, plan_eviction
 from ci_actions.store.keys import Candidate, choose
 from ci_actions.store.manifest import Header, Manifest, ManifestError, Record
 from ci_actions.store.placement import build, move_in, new_staging
-from ci_actions.store.slices import WORKERS, in_slices
+from ci_actions.store.slices import WORKERS, die_with_parent, in_slices
 
 LINK_MODES = ("auto", "copy", "hardlink")  # see docs/store-format.md, "Restore placement"
 LOCK_TIMEOUT = 120.0  # saves and restores wait this long for a prune to finish
 PRUNE_WAIT = 10.0  # a prune gives way sooner: the next save will try again
+FLUSH_EVERY = 0.1  # seconds between background syncfs() calls while a save writes blobs
 
 
 class EntryBroken(Exception):
@@ -80,6 +82,30 @@ def _syncfs(path: Path) -> None:
             os.sync()
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def _flushing(path: Path, every: float = FLUSH_EVERY) -> Iterator[None]:
+    """syncfs() over and over, in a forked process, while blobs are being written: the disk works
+    while the CPUs read and hash, and the syncfs that makes the save durable only waits for the tail.
+    A process rather than a thread, so that the workers forked meanwhile fork a single-threaded parent."""
+    read_end, write_end = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(write_end)
+            die_with_parent(parent)
+            while not select.select([read_end], [], [], every)[0]:  # until the parent closes the pipe
+                _syncfs(path)
+        finally:
+            os._exit(0)
+    os.close(read_end)
+    try:
+        yield
+    finally:
+        os.close(write_end)
+        os.waitpid(pid, 0)
 
 
 class Store:
@@ -201,7 +227,8 @@ class Store:
         self._init()
         final.parent.mkdir(parents=True, exist_ok=True)
         with self._gc_lock().read_lock():
-            records, new_bytes = self._store_tree(workspace, matched)
+            with self.blobs.writing(), _flushing(self.root):
+                records, new_bytes = self._store_tree(workspace, matched)
             now = time.time()
             files = [r for r in records if r.kind == "file"]
             header = Header(key=key, version=version, paths=list(paths), created=now, last_used=now,
@@ -225,7 +252,7 @@ class Store:
                 return Record("symlink", relative, target=os.readlink(path)), 0
             if stat.S_ISDIR(st.st_mode):
                 return Record("dir", relative, mode=st.st_mode & 0o7777), 0
-            stored = self.blobs.put(path, st.st_mode)
+            stored = self.blobs.put(path, st.st_mode, st.st_size)
             return Record("file", relative, mode=st.st_mode & 0o7777, size=stored.size,
                           digest=stored.digest, mtime_ns=st.st_mtime_ns,
                           blob_mtime_ns=stored.blob_mtime_ns), stored.new_bytes
