@@ -8,8 +8,8 @@ actions/cache's semantics, with exclusions that work (upstream ignores them: too
 - a line starting with `!` drops what it matches, and everything below that, from the result;
 - symlinks are kept as symlinks and never followed.
 
-The result is in pre-order, parents before children, names in byte order, so a manifest built from it
-is the same on every run.
+The result is workspace-relative POSIX paths in pre-order, parents before children, names in byte
+order, so a manifest built from it is the same on every run.
 """
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ def _children(directory: str) -> list[tuple[str, bool]]:
     return [(entry.path, entry.is_dir(follow_symlinks=False)) for entry in entries]
 
 
-def match_paths(lines: Sequence[str], workspace: Path) -> list[Path]:
-    """Everything the `path` lines select under workspace (see the module docstring).
+def match_paths(lines: Sequence[str], workspace: Path) -> list[str]:
+    """Everything the `path` lines select under workspace, relative to it (see the module docstring).
 
     Walks with strings and scandir: this runs over every file of a node_modules on each save.
     """
@@ -137,4 +137,4 @@ def match_paths(lines: Sequence[str], workspace: Path) -> list[Path]:
                 take(start, real_dir)
         elif real_dir:
             search(start, compile_pattern(pattern))
-    return [Path(p) for p in chosen]
+    return [path[cut:] for path in chosen]

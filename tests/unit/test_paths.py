@@ -19,12 +19,8 @@ def ws(tmp_path):
     return tmp_path
 
 
-def rel(paths, root):
-    return [p.relative_to(root).as_posix() for p in paths]
-
-
 def test_directory_is_taken_whole_in_preorder(ws):
-    assert rel(match_paths(["backend/node_modules"], ws), ws) == [
+    assert match_paths(["backend/node_modules"], ws) == [
         "backend/node_modules", "backend/node_modules/.bin", "backend/node_modules/.bin/a",
         "backend/node_modules/.cache", "backend/node_modules/.cache/x", "backend/node_modules/a",
         "backend/node_modules/a/index.js", "backend/node_modules/dangling",
@@ -32,20 +28,20 @@ def test_directory_is_taken_whole_in_preorder(ws):
 
 
 def test_exclusions_work(ws):
-    got = rel(match_paths(["backend/node_modules", "!backend/node_modules/.cache", "!**/.bin/*"], ws), ws)
+    got = match_paths(["backend/node_modules", "!backend/node_modules/.cache", "!**/.bin/*"], ws)
     assert "backend/node_modules/.cache" not in got and "backend/node_modules/.cache/x" not in got
     assert "backend/node_modules/.bin/a" not in got and "backend/node_modules/.bin" in got
 
 
 def test_globstar_finds_each_node_modules_once(ws):
-    got = rel(match_paths(["**/node_modules", "backend/node_modules/a"], ws), ws)
+    got = match_paths(["**/node_modules", "backend/node_modules/a"], ws)
     assert [p for p in got if p.endswith("node_modules")] == ["backend/node_modules", "frontend/node_modules"]
     assert len(got) == len(set(got))
 
 
 def test_star_matches_dotfiles_within_one_segment(ws):
-    assert rel(match_paths(["frontend/*"], ws), ws)[:1] == ["frontend/.env"]
-    assert rel(match_paths(["*.txt"], ws), ws) == ["top.txt"]
+    assert match_paths(["frontend/*"], ws)[:1] == ["frontend/.env"]
+    assert match_paths(["*.txt"], ws) == ["top.txt"]
 
 
 def test_missing_paths_give_nothing(ws):
@@ -53,11 +49,11 @@ def test_missing_paths_give_nothing(ws):
 
 
 def test_symlinks_are_not_followed(ws):
-    assert rel(match_paths(["outside-link"], ws), ws) == ["outside-link"]
+    assert match_paths(["outside-link"], ws) == ["outside-link"]
 
 
 def test_absolute_path_inside_workspace_is_fine(ws):
-    assert rel(match_paths([str(ws / "top.txt")], ws), ws) == ["top.txt"]
+    assert match_paths([str(ws / "top.txt")], ws) == ["top.txt"]
 
 
 @pytest.mark.parametrize("line", ["/etc/passwd", "../elsewhere", "backend/../../x", "!../x"])

@@ -37,6 +37,10 @@ def walk(root: Path, top: str = "node_modules") -> list[Path]:
     return found
 
 
+def relative(paths: list[Path], root: Path) -> list[str]:
+    return [path.relative_to(root).as_posix() for path in paths]
+
+
 def snapshot(root: Path) -> dict[str, tuple]:
     """Everything a restore must reproduce: type, mode, content or link target."""
     out = {}
@@ -57,7 +61,7 @@ def saved(tmp_path):
     source = tmp_path / "source"
     make_tree(source)
     store = Store(tmp_path / "store")
-    result = store.save("deps-1", VERSION, ["node_modules"], source, walk(source))
+    result = store.save("deps-1", VERSION, ["node_modules"], source, relative(walk(source), source))
     assert result.saved, result.message
     return store, source, result
 
@@ -89,7 +93,7 @@ def test_hardlink_mode_copies_files_edited_in_place(saved, tmp_path):
 
 def test_existing_key_is_not_saved_again(saved):
     store, source, _ = saved
-    again = store.save("deps-1", VERSION, ["node_modules"], source, walk(source))
+    again = store.save("deps-1", VERSION, ["node_modules"], source, relative(walk(source), source))
     assert not again.saved
     assert "already exists" in again.message and "update: true" in again.message
 
@@ -97,7 +101,8 @@ def test_existing_key_is_not_saved_again(saved):
 def test_update_replaces_the_entry(saved):
     store, source, _ = saved
     (source / "node_modules" / "pkg" / "index.js").write_text("module.exports = 2\n")
-    again = store.save("deps-1", VERSION, ["node_modules"], source, walk(source), update=True)
+    again = store.save("deps-1", VERSION, ["node_modules"], source, relative(walk(source), source),
+                       update=True)
     assert again.saved
     manifest = store.load(VERSION, "deps-1")
     assert any(r.path.endswith("index.js") and r.size == 19 for r in manifest.records)
@@ -106,7 +111,7 @@ def test_update_replaces_the_entry(saved):
 def test_one_changed_file_stores_only_its_bytes(saved):
     store, source, first = saved
     (source / "node_modules" / "pkg" / "index.js").write_text("module.exports = 'changed'\n")
-    second = store.save("deps-2", VERSION, ["node_modules"], source, walk(source))
+    second = store.save("deps-2", VERSION, ["node_modules"], source, relative(walk(source), source))
     assert second.saved and second.new_bytes == len("module.exports = 'changed'\n")
     assert first.new_bytes == first.bytes
 
@@ -175,7 +180,7 @@ def test_verify_finds_a_corrupt_blob(saved):
 def test_prune_by_age_then_size_keeps_shared_blobs(saved):
     store, source, _ = saved
     (source / "node_modules" / "pkg" / "index.js").write_text("v2\n")
-    store.save("deps-2", VERSION, ["node_modules"], source, walk(source))
+    store.save("deps-2", VERSION, ["node_modules"], source, relative(walk(source), source))
     old = store.entry_path(VERSION, "deps-1")
     fd = os.open(old, os.O_WRONLY)
     os.pwrite(fd, mf.format_time(time.time() - 30 * 86400).encode(), len(mf.LAST_USED_PREFIX))
@@ -206,13 +211,24 @@ def test_restore_merges_into_an_existing_tree(saved, tmp_path, link_mode):
     assert sorted(p.name for p in target.iterdir()) == ["node_modules"]  # no staging directory left
 
 
+def test_sockets_and_fifos_are_left_out(tmp_path):
+    source = tmp_path / "source"
+    (source / "node_modules").mkdir(parents=True)
+    (source / "node_modules" / "a.js").write_text("a\n")
+    os.mkfifo(source / "node_modules" / "pipe")
+    store = Store(tmp_path / "store")
+    result = store.save("deps-fifo", VERSION, ["node_modules"], source, relative(walk(source), source))
+    assert result.saved and result.files == 1
+    assert [r.path for r in store.load(VERSION, "deps-fifo").records] == ["node_modules", "node_modules/a.js"]
+
+
 def test_a_read_only_directory_keeps_its_mode_and_contents(tmp_path):
     source = tmp_path / "source"
     (source / "node_modules" / "sealed").mkdir(parents=True)
     (source / "node_modules" / "sealed" / "a.js").write_text("a\n")
     (source / "node_modules" / "sealed").chmod(0o555)
     store = Store(tmp_path / "store")
-    store.save("deps-ro", VERSION, ["node_modules"], source, walk(source))
+    store.save("deps-ro", VERSION, ["node_modules"], source, relative(walk(source), source))
     target = tmp_path / "target"
     try:
         store.restore(store.lookup(["deps-ro"], VERSION), target, "hardlink")

@@ -15,11 +15,10 @@ import fcntl
 import hashlib
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 CHUNK = 1024 * 1024
 SMALL_FILE = 8 * CHUNK  # read whole (the size lstat gave): one read, hashed and written from memory
@@ -39,8 +38,9 @@ def blob_name(digest: str, mode: int) -> str:
     return digest + ("x" if mode & 0o111 else "")
 
 
-@dataclass(frozen=True)
-class Stored:
+class Stored(NamedTuple):
+    """What put() did (a tuple: a save makes one per file)."""
+
     digest: str
     size: int
     new_bytes: int  # 0 when the content was already in the store
@@ -79,11 +79,45 @@ class Blobs:
             os.close(self._dir_fd)
             self._dir_fd = None
 
-    @contextmanager
-    def _new_file(self, mode: int) -> Iterator[tuple[int, Callable[[str], None]]]:
-        """An unnamed file in the store (O_TMPFILE), already read-only, and a function that links it
-        in under a name. Nothing named exists until that link, so a crash or a full disk leaves
-        nothing behind. Filesystems without O_TMPFILE get a named file in tmp/, removed afterwards."""
+    def put(self, source: str, mode: int, size: int) -> Stored:
+        """Store a file's content (`size` as lstat gave it); a blob that exists already is left as it is."""
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            if size > SMALL_FILE:
+                return self._put_large(fd, mode)
+            data = _read_up_to(fd, size)
+        finally:
+            os.close(fd)
+        digest = hashlib.sha256(data).hexdigest()
+        name = blob_name(digest, mode)
+        existing = self._existing(name, digest)
+        if existing:
+            return existing
+        out, tmp = self._create(mode)
+        try:
+            _write_all(out, data)
+            return self._publish(out, tmp, name, digest)
+        finally:
+            self._close(out, tmp)
+
+    def _put_large(self, fd: int, mode: int) -> Stored:
+        """Stream a big file into the store while hashing it, so it is read once; name it after."""
+        hasher = hashlib.sha256()
+        out, tmp = self._create(mode)
+        try:
+            while chunk := os.read(fd, CHUNK):
+                hasher.update(chunk)
+                _write_all(out, chunk)
+            digest = hasher.hexdigest()
+            name = blob_name(digest, mode)
+            return self._existing(name, digest) or self._publish(out, tmp, name, digest)
+        finally:
+            self._close(out, tmp)
+
+    def _create(self, mode: int) -> tuple[int, str | None]:
+        """An unnamed file in the store (O_TMPFILE), already read-only: nothing named exists until
+        _publish links it in, so a crash or a full disk leaves nothing behind. Filesystems without
+        O_TMPFILE get a named file in tmp/ (its path is returned), removed by _close."""
         if self._dir_fd is None:
             raise RuntimeError("Blobs.put outside Blobs.writing()")
         read_only = 0o555 if mode & 0o111 else 0o444
@@ -97,61 +131,32 @@ class Blobs:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, read_only)
         if self._umask & read_only:  # the umask took bits the blob must have
             os.fchmod(fd, read_only)
+        return fd, tmp
 
-        def link(name: str) -> None:
-            # linkat(AT_SYMLINK_FOLLOW) of the /proc magic link names the unnamed file (os.link only
-            # calls linkat, and follows, when given a dir fd); /proc/self is whoever calls, so a forked
-            # worker links its own file.
-            source = tmp or f"/proc/self/fd/{fd}"
-            os.link(source, f"{name[:2]}/{name}", dst_dir_fd=self._dir_fd, follow_symlinks=True)
+    def _publish(self, fd: int, tmp: str | None, name: str, digest: str) -> Stored:
+        """Link the written file in under its name; no new bytes if another writer won.
 
-        try:
-            yield fd, link
-        finally:
-            os.close(fd)
-            if tmp:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-
-    def _publish(self, fd: int, link: Callable[[str], None], digest: str, mode: int) -> Stored:
-        """Link the written file in; no new bytes if another writer won."""
+        linkat(AT_SYMLINK_FOLLOW) of the /proc magic link names the unnamed file (os.link only calls
+        linkat, and follows, when given a dir fd); /proc/self is whoever calls, so a forked worker
+        links its own file."""
         st = os.fstat(fd)
         try:
-            link(blob_name(digest, mode))
+            os.link(tmp or f"/proc/self/fd/{fd}", f"{name[:2]}/{name}", dst_dir_fd=self._dir_fd,
+                    follow_symlinks=True)
         except FileExistsError:
-            return self._existing(digest, mode) or Stored(digest, st.st_size, 0, st.st_mtime_ns)
+            return self._existing(name, digest) or Stored(digest, st.st_size, 0, st.st_mtime_ns)
         return Stored(digest, st.st_size, st.st_size, st.st_mtime_ns)
 
-    def put(self, source: str, mode: int, size: int) -> Stored:
-        """Store a file's content (`size` as lstat gave it); a blob that exists already is left as it is."""
-        fd = os.open(source, os.O_RDONLY)
-        try:
-            if size > SMALL_FILE:
-                return self._put_large(fd, mode)
-            data = _read_up_to(fd, size)
-        finally:
-            os.close(fd)
-        digest = hashlib.sha256(data).hexdigest()
-        existing = self._existing(digest, mode)
-        if existing:
-            return existing
-        with self._new_file(mode) as (out, link):
-            _write_all(out, data)
-            return self._publish(out, link, digest, mode)
+    @staticmethod
+    def _close(fd: int, tmp: str | None) -> None:
+        os.close(fd)
+        if tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
-    def _put_large(self, fd: int, mode: int) -> Stored:
-        """Stream a big file into the store while hashing it, so it is read once; name it after."""
-        hasher = hashlib.sha256()
-        with self._new_file(mode) as (out, link):
-            while chunk := os.read(fd, CHUNK):
-                hasher.update(chunk)
-                _write_all(out, chunk)
-            digest = hasher.hexdigest()
-            return self._existing(digest, mode) or self._publish(out, link, digest, mode)
-
-    def _existing(self, digest: str, mode: int) -> Stored | None:
+    def _existing(self, name: str, digest: str) -> Stored | None:
         try:
-            st = os.stat(self.location(blob_name(digest, mode)))
+            st = os.stat(f"{name[:2]}/{name}", dir_fd=self._dir_fd)
         except FileNotFoundError:
             return None
         return Stored(digest, st.st_size, 0, st.st_mtime_ns)

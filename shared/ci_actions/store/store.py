@@ -217,8 +217,9 @@ class Store:
     # -- save -----------------------------------------------------------------------------------
 
     def save(self, key: str, version: str, paths: Sequence[str], workspace: Path,
-             matched: Sequence[Path], *, update: bool = False) -> SaveResult:
-        """Store the matched paths under key; the first writer of a key wins unless `update`."""
+             matched: Sequence[str], *, update: bool = False) -> SaveResult:
+        """Store the matched paths (relative to workspace, parents first) under key; the first writer
+        of a key wins unless `update`."""
         started = time.monotonic()
         final = self.entry_path(version, key)
         if final.exists() and not update:
@@ -240,26 +241,27 @@ class Store:
         return SaveResult(True, f"Cache saved with key: {key}", header.files, header.bytes, new_bytes,
                           time.monotonic() - started)
 
-    def _store_tree(self, workspace: Path, matched: Sequence[Path]) -> tuple[list[Record], int]:
-        """Records for the matched paths (blobs stored for files), on a few threads, each taking a
+    def _store_tree(self, workspace: Path, matched: Sequence[str]) -> tuple[list[Record], int]:
+        """Records for the matched paths (blobs stored for files), on forked workers, each taking a
         contiguous slice so that the order of records is the order of paths."""
-        root = len(str(workspace)) + 1
+        root = str(workspace)
 
-        def record_for(path: str) -> tuple[Record, int]:
-            relative = path[root:]
+        def record_for(relative: str) -> tuple[Record | None, int]:
+            path = f"{root}/{relative}"
             st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                stored = self.blobs.put(path, mode, st.st_size)
+                return Record("file", relative, mode & 0o7777, stored.size, stored.digest, st.st_mtime_ns,
+                              "", stored.blob_mtime_ns), stored.new_bytes
+            if stat.S_ISDIR(mode):
+                return Record("dir", relative, mode & 0o7777), 0
+            if stat.S_ISLNK(mode):
                 return Record("symlink", relative, target=os.readlink(path)), 0
-            if stat.S_ISDIR(st.st_mode):
-                return Record("dir", relative, mode=st.st_mode & 0o7777), 0
-            stored = self.blobs.put(path, st.st_mode, st.st_size)
-            return Record("file", relative, mode=st.st_mode & 0o7777, size=stored.size,
-                          digest=stored.digest, mtime_ns=st.st_mtime_ns,
-                          blob_mtime_ns=stored.blob_mtime_ns), stored.new_bytes
+            return None, 0  # a socket, FIFO or device: nothing a cache can hold
 
-        paths = [str(p) for p in matched]
-        results = in_slices(paths, lambda part: [record_for(p) for p in part])
-        return [r for r, _ in results], sum(n for _, n in results)
+        results = in_slices(list(matched), lambda part: [record_for(p) for p in part])
+        return [r for r, _ in results if r], sum(n for _, n in results)
 
     def _publish(self, manifest: Manifest, final: Path, update: bool) -> bool:
         tmp = self.tmp / f"manifest-{secrets.token_hex(8)}"
