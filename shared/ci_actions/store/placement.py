@@ -48,8 +48,8 @@ def _alive(pid: str) -> bool:
         os.kill(int(pid), 0)
     except (ValueError, ProcessLookupError):
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, and another user's
+        pass
     return True
 
 
@@ -70,7 +70,7 @@ def build(blobs: Blobs, staging: str, records: list[Record], placement: Placemen
                 if isinstance(exc, BlobMissing):
                     failures.append(exc)
                     continue
-                # Its directory is in another thread's slice, not made yet (or has no record at all).
+                # Its directory is in another worker's slice, not made yet (or has no record at all).
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 _place(blobs, record, dest, placement)
             except ValueError as exc:  # BlobCorrupt
