@@ -3,6 +3,7 @@
 Every job is a real `python -m ci_actions cache ...` process, as a runner would start it.
 """
 
+import contextlib
 import json
 import os
 import random
@@ -106,7 +107,7 @@ def test_kill_9_during_saves_never_leaves_a_partial_entry(tmp_path):
         timings.append(time.monotonic() - started)
     duration = min(timings)
     rng = random.Random(1234)
-    expected, killed = {}, 0
+    expected, killed, with_workers = {}, 0, 0
     for trial in range(60):
         key = f"crash-{trial}"
         shutil.rmtree(ws / "node_modules")
@@ -117,9 +118,12 @@ def test_kill_9_during_saves_never_leaves_a_partial_entry(tmp_path):
                                 stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.0, duration * 0.85))
         if proc.poll() is None:
+            seen = save_processes(key)
             proc.send_signal(signal.SIGKILL)
             killed += 1
+            with_workers += len(seen) > 1  # the parent and its forked workers or flusher, seen alive
         proc.wait()
+        assert not outlived(key), f"processes of the killed save {key!r} went on running"
     assert Store(store).verify().problems == []
     survivors = [h.key for _, h in Store(store).headers() if h.key.startswith("crash-")]
     for key in survivors:  # whatever was published is whole
@@ -136,7 +140,32 @@ def test_kill_9_during_saves_never_leaves_a_partial_entry(tmp_path):
     assert list((store / "tmp").iterdir()) == []
     assert Store(store).verify().problems == []
     assert killed >= 50, f"only {killed} of 60 saves were killed mid-way; the timing is off"
-    print(f"60 trials, {killed} killed mid-save, {len(survivors)} complete entries survived, 0 partial")
+    assert with_workers, "no kill came while forked workers ran, so none could be seen outliving its parent"
+    print(f"60 trials, {killed} killed mid-save ({with_workers} while forked workers ran, none outlived "
+          f"its parent), {len(survivors)} complete entries survived, 0 partial")
+
+
+def save_processes(key: str) -> set[int]:
+    """The live processes of the save of `key`: its forked workers and flusher carry its command line."""
+    found = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:  # ended meanwhile
+            continue
+        if b"--key" in args and key.encode() in args and args.index(key.encode()) == args.index(b"--key") + 1:
+            with contextlib.suppress(OSError):
+                if Path(cmdline.parent, "stat").read_text().split(") ")[1][0] != "Z":  # not a zombie
+                    found.add(int(cmdline.parent.name))
+    return found
+
+
+def outlived(key: str, grace: float = 2.0) -> set[int]:
+    """The processes of a killed save still alive after a short grace period."""
+    deadline = time.monotonic() + grace
+    while (alive := save_processes(key)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive
 
 
 @pytest.fixture
