@@ -1,5 +1,7 @@
 """Manifests round-trip, stamp last_used in place, and reject truncation or alteration."""
 
+import json
+
 import pytest
 
 from ci_actions.store import manifest as mf
@@ -53,3 +55,15 @@ def test_other_format_is_refused():
     data = mf.dumps(sample()).replace(b"ci-actions-store-1", b"ci-actions-store-0")
     with pytest.raises(ManifestError, match="format"):
         mf.loads(data)
+
+
+@pytest.mark.parametrize("name", ['quote"and\\backslash', "tab\there", "ünïcødé ✓", "new\nline", "\x01ctl"])
+def test_record_lines_are_what_json_dumps_gives(name):
+    records = [Record("dir", f"nm/{name}", mode=0o755),
+               Record("file", f"nm/{name}/f", mode=0o644, size=3, digest="d" * 64, mtime_ns=5,
+                      blob_mtime_ns=7),
+               Record("symlink", f"nm/{name}/l", target=f"../{name}")]
+    for record in records:
+        row = json.loads(record.to_line())
+        assert record.to_line() == json.dumps(row, separators=(",", ":")) + "\n"
+        assert Record.from_row(row) == record
