@@ -256,3 +256,25 @@ def _reaped_pid() -> int:
     child = subprocess.Popen(["true"])
     child.wait()
     return child.pid
+
+
+def test_content_already_stored_is_found_after_a_long_run_of_new_files(tmp_path):
+    """After many misses in a row a save writes first (see Blobs._look_first); content that exists
+    must still cost no new bytes, whether a probe or link()'s EEXIST finds it."""
+    def tree(root: Path, files: dict[str, bytes]) -> list[str]:
+        for name, data in files.items():
+            (root / "node_modules" / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / "node_modules" / name).write_bytes(data)
+        return relative(walk(root), root)
+
+    # Runs of new content then old, in each worker's slice of the paths.
+    old = {f"{run}-old/{n:03}.js": f"old {run} {n}\n".encode() for run in (1, 3) for n in range(150)}
+    new = {f"{run}-new/{n:03}.js": f"new {run} {n}\n".encode() for run in (0, 2) for n in range(150)}
+    store = Store(tmp_path / "store")
+    first = store.save("deps-old", VERSION, ["node_modules"], tmp_path / "a", tree(tmp_path / "a", old))
+    second = store.save("deps-both", VERSION, ["node_modules"], tmp_path / "b",
+                        tree(tmp_path / "b", {**new, **old}))
+    assert first.new_bytes == sum(map(len, old.values()))
+    assert second.new_bytes == sum(map(len, new.values()))
+    assert len(list(store.blobs.dir.glob("*/*"))) == 600
+    assert store.verify().problems == []

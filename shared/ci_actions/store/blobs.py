@@ -22,6 +22,8 @@ from typing import Literal, NamedTuple
 
 CHUNK = 1024 * 1024
 SMALL_FILE = 8 * CHUNK  # read whole (the size lstat gave): one read, hashed and written from memory
+MISS_RUN = 64  # blob lookups that found nothing, in a row, before writing first (see _look_first)
+PROBE_EVERY = 16
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 Placement = Literal["copy", "reflink", "hardlink"]  # what `auto` resolves to, once per restore
 
@@ -54,6 +56,7 @@ class Blobs:
         self.tmp = root / "tmp"
         self._dir_fd: int | None = None  # open during writing()
         self._umask = 0o777
+        self._misses = self._puts = 0  # see _look_first; per process, so per forked worker
 
     def create_layout(self) -> None:
         """The 256 shard directories, once, instead of a mkdir per blob."""
@@ -73,6 +76,7 @@ class Blobs:
         in relative to it (one path component to resolve, not five), and forked workers inherit it."""
         self._dir_fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
         self._umask = current_umask()
+        self._misses = self._puts = 0
         try:
             yield
         finally:
@@ -90,9 +94,12 @@ class Blobs:
             os.close(fd)
         digest = hashlib.sha256(data).hexdigest()
         name = blob_name(digest, mode)
-        existing = self._existing(name, digest)
-        if existing:
-            return existing
+        if self._look_first():
+            existing = self._existing(name, digest)
+            if existing:
+                self._misses = 0
+                return existing
+            self._misses += 1
         out, tmp = self._create(mode)
         try:
             _write_all(out, data)
@@ -113,6 +120,15 @@ class Blobs:
             return self._existing(name, digest) or self._publish(out, tmp, name, digest)
         finally:
             self._close(out, tmp)
+
+    def _look_first(self) -> bool:
+        """Whether to look a blob up before writing it. Looking up new content only finds misses (a
+        fresh store, new dependencies), so after MISS_RUN of them in a row this process writes first
+        and lets link() report a blob that exists; every PROBE_EVERY-th file it still looks first,
+        and the first hit puts it back to looking first. At most PROBE_EVERY files are written in
+        vain when content starts repeating."""
+        self._puts += 1
+        return self._misses < MISS_RUN or self._puts % PROBE_EVERY == 0
 
     def _create(self, mode: int) -> tuple[int, str | None]:
         """An unnamed file in the store (O_TMPFILE), already read-only: nothing named exists until
@@ -144,6 +160,7 @@ class Blobs:
             os.link(tmp or f"/proc/self/fd/{fd}", f"{name[:2]}/{name}", dst_dir_fd=self._dir_fd,
                     follow_symlinks=True)
         except FileExistsError:
+            self._misses = 0
             return self._existing(name, digest) or Stored(digest, st.st_size, 0, st.st_mtime_ns)
         return Stored(digest, st.st_size, st.st_size, st.st_mtime_ns)
 
