@@ -1,5 +1,6 @@
 """Manifests round-trip, stamp last_used in place, and reject truncation or alteration."""
 
+import hashlib
 import json
 
 import pytest
@@ -49,6 +50,17 @@ def test_altered_record_is_detected():
     data = mf.dumps(sample()).replace(b'"node_modules/a.js",420', b'"node_modules/a.js",493')
     with pytest.raises(ManifestError, match="record digest mismatch"):
         mf.loads(data)
+
+
+@pytest.mark.parametrize("row", ['["f","node_modules/a.js",420,3]', '["x","node_modules/a.js"]'])
+def test_a_malformed_record_with_a_matching_digest_is_refused(row):
+    manifest = sample()
+    manifest.records = []
+    mf.dumps(manifest)
+    body = (row + "\n").encode()
+    manifest.header.records, manifest.header.records_sha256 = 1, hashlib.sha256(body).hexdigest()
+    with pytest.raises(ManifestError, match="unknown record"):
+        mf.loads(mf._header_line(manifest.header) + body)
 
 
 def test_other_format_is_refused():

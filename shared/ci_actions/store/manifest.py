@@ -31,6 +31,9 @@ def format_time(seconds: float) -> str:
     return f"{seconds:0{LAST_USED_WIDTH}.6f}"
 
 
+_new_tuple = tuple.__new__
+
+
 class Record(NamedTuple):
     """One path under the workspace: a regular file (by digest), a directory, or a symlink.
 
@@ -59,16 +62,15 @@ class Record(NamedTuple):
     @classmethod
     def from_row(cls, row: list) -> Record:
         tag = row[0]
-        if tag == "f":
-            _, path, mode, size, digest, mtime_ns, blob_mtime_ns = row
-            return cls("file", path, mode, size, digest, mtime_ns, "", blob_mtime_ns)
+        if tag == "f" and len(row) == 7:  # most rows: built as a bare tuple, twice as fast as cls(...)
+            return _new_tuple(cls, ("file", row[1], row[2], row[3], row[4], row[5], "", row[6]))
         if tag == "d":
             _, path, mode = row
             return cls("dir", path, mode)
         if tag == "l":
             _, path, target = row
             return cls("symlink", path, target=target)
-        raise ManifestError(f"unknown record type {tag!r}")
+        raise ManifestError(f"unknown record {row[:2]!r}")
 
 
 @dataclass
