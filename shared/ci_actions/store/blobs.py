@@ -59,7 +59,10 @@ class Blobs:
         self._misses = self._puts = 0  # see _look_first; per process, so per forked worker
 
     def create_layout(self) -> None:
-        """The 256 shard directories, once, instead of a mkdir per blob."""
+        """The 256 shard directories, once, instead of a mkdir per blob. The last one is made last, so
+        when it exists they all do."""
+        if os.path.isdir(f"{self._dir}/ff"):
+            return
         for shard in range(256):
             os.makedirs(f"{self._dir}/{shard:02x}", exist_ok=True)
 
