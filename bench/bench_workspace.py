@@ -8,6 +8,8 @@ Run: .venv/bin/python bench/bench_workspace.py [--rounds N]   (after scripts/set
 3. pack and unpack throughput / `tar -c | zstd -T0 -3` and `zstd -dc | tar -x` on the same tree
    (the prepared app with its node_modules)                                                target >= 0.8x
 npm's own download cache (~/.npm) is warm for every install on both sides, as on a real runner.
+`sync` runs before every timed step, and the pack and unpack pairs alternate which side goes first, so
+neither side pays for the writeback of what ran before it (as in bench_cache.py).
 `--loop-ext4 GB` (root) runs the rounds on a fresh journaled ext4 loop mount (see bench_cache.py for why
 this VM's own root filesystem inflates file-creation times).
 """
@@ -50,6 +52,7 @@ def fresh_app(root: Path) -> Path:
 
 
 def timed(action, *args, **kwargs) -> float:
+    os.sync()  # the steps before left dirty pages: their writeback is not this step's time
     started = time.perf_counter()
     action(*args, **kwargs)
     return time.perf_counter() - started
@@ -101,6 +104,15 @@ def before(root: Path) -> None:
         seed_job(fresh_app(root))
 
 
+def side_by_side(n: int, ours, theirs) -> tuple[float, float]:
+    """(ours, theirs) seconds, each side going first in every other round."""
+    if n % 2:
+        theirs_s = theirs()
+        return ours(), theirs_s
+    ours_s = ours()
+    return ours_s, theirs()
+
+
 def one_round(root: Path, n: int) -> dict[str, tuple[float, float]]:
     """(ours, theirs) seconds per measure, in one round, side by side."""
     store, runs = root / "store", root / "runs"
@@ -110,9 +122,10 @@ def one_round(root: Path, n: int) -> dict[str, tuple[float, float]]:
     result = {"warm/cold": (warm, cold),
               "pipeline": (timed(after, root, store, runs, f"{n}-after"), timed(before, root))}
     ours, cli = root / "ours", root / "cli.tar.zst"
-    result["pack"] = (timed(pack, tree, ours, run=RunId("b/b", str(n), 1), exclude=[]),
-                      timed(cli_pack, tree, cli))
-    result["unpack"] = (timed(unpack, ours, root / "ours-out"), timed(cli_unpack, cli, root / "cli-out"))
+    result["pack"] = side_by_side(n, lambda: timed(pack, tree, ours, run=RunId("b/b", str(n), 1), exclude=[]),
+                                  lambda: timed(cli_pack, tree, cli))
+    result["unpack"] = side_by_side(n, lambda: timed(unpack, ours, root / "ours-out"),
+                                    lambda: timed(cli_unpack, cli, root / "cli-out"))
     samples = ", ".join(f"{k} {o:.2f}s/{t:.2f}s" for k, (o, t) in result.items())
     print(f"round {n + 1} (ours/theirs): {samples}", flush=True)
     return result
