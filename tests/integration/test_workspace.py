@@ -98,11 +98,16 @@ def test_an_entry_lost_from_the_store_is_rebuilt_with_a_warning(env, tmp_path):
 
 
 def test_concurrent_runs_and_reruns_never_collide(env, tmp_path):
+    """Two runs at once share the store and the runs root; each has its own checkout, as each runner
+    has its own work directory (two `npm ci` in one directory would collide whatever we did)."""
     errors = []
+    checkouts = {run_id: tmp_path / f"checkout-{run_id}" for run_id in ("31", "32")}
+    for checkout in checkouts.values():
+        shutil.copytree(env[0], checkout)
 
     def run(run_id):
         try:
-            prepare(request(env, run_id))
+            prepare(request(env, run_id, workspace=checkouts[run_id]))
         except Exception as exc:  # surfaced below
             errors.append(exc)
 
