@@ -278,3 +278,13 @@ def test_content_already_stored_is_found_after_a_long_run_of_new_files(tmp_path)
     assert second.new_bytes == sum(map(len, new.values()))
     assert len(list(store.blobs.dir.glob("*/*"))) == 600
     assert store.verify().problems == []
+
+
+def test_storing_a_blob_outside_writing_is_refused(tmp_path):
+    (tmp_path / "a.js").write_text("a\n")
+    store = Store(tmp_path / "store")
+    with pytest.raises(RuntimeError, match=r"outside Blobs\.writing"):
+        store.blobs.put(str(tmp_path / "a.js"), 0o644, 2)
+    store.blobs.create_layout()
+    with store.blobs.writing():
+        assert store.blobs.put(str(tmp_path / "a.js"), 0o644, 2).new_bytes == 2

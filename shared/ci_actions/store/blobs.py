@@ -88,6 +88,8 @@ class Blobs:
 
     def put(self, source: str, mode: int, size: int) -> Stored:
         """Store a file's content (`size` as lstat gave it); a blob that exists already is left as it is."""
+        if self._dir_fd is None:
+            raise RuntimeError("Blobs.put outside Blobs.writing()")
         fd = os.open(source, os.O_RDONLY)
         try:
             if size > SMALL_FILE:
@@ -137,8 +139,6 @@ class Blobs:
         """An unnamed file in the store (O_TMPFILE), already read-only: nothing named exists until
         _publish links it in, so a crash or a full disk leaves nothing behind. Filesystems without
         O_TMPFILE get a named file in tmp/ (its path is returned), removed by _close."""
-        if self._dir_fd is None:
-            raise RuntimeError("Blobs.put outside Blobs.writing()")
         read_only = 0o555 if mode & 0o111 else 0o444
         tmp = None
         try:

@@ -1,7 +1,7 @@
 """Putting an entry's tree into the workspace: built whole in a staging directory, then renamed in.
 
-The tree is built under `<workspace>/.ci-actions-restore-<pid>-<random>/` on a few threads, each with a
-contiguous slice of the records, checking each file's blob just before placing it; only when every
+The tree is built under `<workspace>/.ci-actions-restore-<pid>-<random>/` by forked workers (slices.py),
+each with a contiguous slice of the records, checking each file's blob just before placing it; only when every
 blob has passed does anything move into the workspace, by rename. So a damaged entry leaves the
 workspace as it was, a killed restore leaves a hidden staging directory (removed by the next restore)
 and never a half-populated node_modules, and the check costs no pass of its own: this is the restore's
@@ -16,7 +16,7 @@ import re
 import secrets
 import shutil
 
-from ci_actions.store.blobs import BlobMissing, Blobs, Placement, blob_name, current_umask
+from ci_actions.store.blobs import BlobCorrupt, BlobMissing, Blobs, Placement, blob_name, current_umask
 from ci_actions.store.manifest import Record
 from ci_actions.store.slices import in_slices
 
@@ -73,7 +73,7 @@ def build(blobs: Blobs, staging: str, records: list[Record], placement: Placemen
                 # Its directory is in another worker's slice, not made yet (or has no record at all).
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 _place(blobs, record, dest, placement)
-            except ValueError as exc:  # BlobCorrupt
+            except BlobCorrupt as exc:
                 failures.append(exc)
         return failures
 
