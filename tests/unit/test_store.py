@@ -288,3 +288,23 @@ def test_storing_a_blob_outside_writing_is_refused(tmp_path):
     store.blobs.create_layout()
     with store.blobs.writing():
         assert store.blobs.put(str(tmp_path / "a.js"), 0o644, 2).new_bytes == 2
+
+
+def test_copies_within_one_save_are_stored_once(tmp_path):
+    """Identical files in one tree (LICENSE files, vendored copies) share a blob and count their bytes
+    once; the same bytes with the executable bit are a blob of their own."""
+    source = tmp_path / "source"
+    big = os.urandom(9 * 1024 * 1024)  # streamed, not read whole
+    for package in ("a", "b", "c"):
+        (source / "node_modules" / package).mkdir(parents=True)
+        (source / "node_modules" / package / "LICENSE").write_text("MIT\n")
+        (source / "node_modules" / package / "engine.bin").write_bytes(big)
+    (source / "node_modules" / "c" / "LICENSE").chmod(0o755)
+    store = Store(tmp_path / "store")
+    result = store.save("deps-1", VERSION, ["node_modules"], source, relative(walk(source), source))
+    assert result.files == 6 and result.bytes == 3 * (4 + len(big))
+    assert result.new_bytes == 4 + 4 + len(big)
+    assert sorted(p.name[64:] for p in store.blobs.dir.glob("*/*")) == ["", "", "x"]
+    target = tmp_path / "target"
+    store.restore(store.lookup(["deps-1"], VERSION), target, "copy")
+    assert snapshot(target) == snapshot(source)

@@ -57,6 +57,7 @@ class Blobs:
         self._dir_fd: int | None = None  # open during writing()
         self._umask = 0o777
         self._misses = self._puts = 0  # see _look_first; per process, so per forked worker
+        self._stored: dict[str, Stored] = {}  # blobs this process stored or found during writing()
 
     def create_layout(self) -> None:
         """The 256 shard directories, once, instead of a mkdir per blob. The last one is made last, so
@@ -85,6 +86,7 @@ class Blobs:
         finally:
             os.close(self._dir_fd)
             self._dir_fd = None
+            self._stored = {}
 
     def put(self, source: str, mode: int, size: int) -> Stored:
         """Store a file's content (`size` as lstat gave it); a blob that exists already is left as it is."""
@@ -99,6 +101,8 @@ class Blobs:
             os.close(fd)
         digest = hashlib.sha256(data).hexdigest()
         name = blob_name(digest, mode)
+        if known := self._stored.get(name):  # a copy within this save (LICENSE files): no syscall at all
+            return known
         if self._look_first():
             existing = self._existing(name, digest)
             if existing:
@@ -122,7 +126,8 @@ class Blobs:
                 _write_all(out, chunk)
             digest = hasher.hexdigest()
             name = blob_name(digest, mode)
-            return self._existing(name, digest) or self._publish(out, tmp, name, digest)
+            known = self._stored.get(name) or self._existing(name, digest)
+            return known or self._publish(out, tmp, name, digest)
         finally:
             self._close(out, tmp)
 
@@ -165,6 +170,7 @@ class Blobs:
         except FileExistsError:
             self._misses = 0
             return self._existing(name, digest) or Stored(digest, st.st_size, 0, st.st_mtime_ns)
+        self._stored[name] = Stored(digest, st.st_size, 0, st.st_mtime_ns)  # the next copy adds no bytes
         return Stored(digest, st.st_size, st.st_size, st.st_mtime_ns)
 
     @staticmethod
@@ -179,7 +185,8 @@ class Blobs:
             st = os.stat(f"{name[:2]}/{name}", dir_fd=self._dir_fd)
         except FileNotFoundError:
             return None
-        return Stored(digest, st.st_size, 0, st.st_mtime_ns)
+        found = self._stored[name] = Stored(digest, st.st_size, 0, st.st_mtime_ns)
+        return found
 
     def quick_check(self, name: str, size: int, mtime_ns: int) -> None:
         """Stat a blob: unchanged size and mtime mean no write touched it since it was saved. Anything
