@@ -105,12 +105,13 @@ def _header_line(header: Header) -> bytes:
     return LAST_USED_PREFIX + format_time(header.last_used).encode() + b'", ' + body[1:].encode() + b"\n"
 
 
-def dumps(manifest: Manifest) -> bytes:
-    """Serialise, filling in the record count and digest."""
-    body = "".join(record.to_line() for record in manifest.records).encode()
-    manifest.header.records = len(manifest.records)
-    manifest.header.records_sha256 = hashlib.sha256(body).hexdigest()
-    return _header_line(manifest.header) + body
+def dumps(header: Header, lines: str) -> bytes:
+    """Serialise a header and its records' lines (Record.to_line, in order), filling in the record
+    count and digest. A JSON string never holds a raw newline, so the lines are counted by newlines."""
+    body = lines.encode()
+    header.records = lines.count("\n")
+    header.records_sha256 = hashlib.sha256(body).hexdigest()
+    return _header_line(header) + body
 
 
 def parse_header(line: bytes) -> Header:
