@@ -8,19 +8,23 @@ package never imports an action package, so arrows keep pointing down.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 ENTRY_POINT_GROUP = "ci_actions.commands"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """One subcommand per entry point; a dotted name (`workspace.prepare`) nests under its group, so
-    two actions can share a command group without importing each other."""
+    two actions can share a command group without importing each other. Given the command asked for,
+    only its entry points are loaded: `cache save` does not import the Docker SDK."""
     parser = argparse.ArgumentParser(prog="ci-actions", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
-    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    entries = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    wanted = [e for e in entries if command in (e.name, e.name.partition(".")[0])]
+    for entry in wanted or entries:  # every command for `--help` or an unknown one
         group, _, _ = entry.name.rpartition(".")
         if group and group not in groups:
             group_parser = subparsers.add_parser(group, help=f"{group} commands")
@@ -31,5 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     return args.func(args)

@@ -1,5 +1,6 @@
 """The store on a real filesystem: save, restore, dedup, integrity, eviction."""
 
+import hashlib
 import os
 import subprocess
 import time
@@ -305,6 +306,28 @@ def test_copies_within_one_save_are_stored_once(tmp_path):
     assert result.files == 6 and result.bytes == 3 * (4 + len(big))
     assert result.new_bytes == 4 + 4 + len(big)
     assert sorted(p.name[64:] for p in store.blobs.dir.glob("*/*")) == ["", "", "x"]
+    target = tmp_path / "target"
+    store.restore(store.lookup(["deps-1"], VERSION), target, "copy")
+    assert snapshot(target) == snapshot(source)
+
+
+@pytest.mark.parametrize("left", [b"", b"module.exp"])
+def test_a_blob_left_short_by_a_crash_is_replaced_not_trusted(tmp_path, left):
+    """A power cut can leave a blob's name with fewer bytes than its content (delayed allocation), and
+    a killed writer a partial file. A save that needs that content must store it again, whole."""
+    source = tmp_path / "source"
+    (source / "node_modules").mkdir(parents=True)
+    content = b"module.exports = 1\n"
+    (source / "node_modules" / "index.js").write_bytes(content)
+    store = Store(tmp_path / "store")
+    store.blobs.create_layout()
+    short = store.blobs.path(hashlib.sha256(content).hexdigest())
+    short.write_bytes(left)
+    short.chmod(0o444)
+    result = store.save("deps-1", VERSION, ["node_modules"], source, relative(walk(source), source))
+    assert result.saved and result.new_bytes == len(content)
+    assert store.blobs.path(short.name).read_bytes() == content
+    assert store.verify().problems == []
     target = tmp_path / "target"
     store.restore(store.lookup(["deps-1"], VERSION), target, "copy")
     assert snapshot(target) == snapshot(source)

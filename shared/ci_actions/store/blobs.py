@@ -1,9 +1,11 @@
 """Content-addressed blobs: one read-only file per (sha256, executable bit), shared by every entry.
 
-A blob is written as an unnamed file (O_TMPFILE) and published with ``link()``, which fails if the
-name exists: two writers of the same content cannot tear each other's file, a reader never sees a
-partial one, and a crash or a full disk leaves nothing behind. Blobs are read-only (0444, or 0555
-when executable), so a hardlinked restore that tries to edit a file in place gets EACCES instead of
+A file's content is hashed first, then its blob is created at its name with O_EXCL and written in
+one call; a big file is streamed into tmp/ and linked in. A blob is taken as stored only when its
+size is its content's size: a short one (a writer still at work, a kill, a power cut before the
+save's syncfs) is replaced by a whole copy renamed over it. Manifests are published only after the
+save's syncfs, so no entry ever names a short blob. Blobs are read-only (0444, or 0555 when
+executable), so a hardlinked restore that tries to edit a file in place gets EACCES instead of
 silently corrupting every entry that shares it.
 """
 
@@ -89,7 +91,7 @@ class Blobs:
             self._stored = {}
 
     def put(self, source: str, mode: int, size: int) -> Stored:
-        """Store a file's content (`size` as lstat gave it); a blob that exists already is left as it is."""
+        """Store a file's content (`size` as lstat gave it); a whole blob that exists is left as it is."""
         if self._dir_fd is None:
             raise RuntimeError("Blobs.put outside Blobs.writing()")
         fd = os.open(source, os.O_RDONLY)
@@ -104,88 +106,114 @@ class Blobs:
         if known := self._stored.get(name):  # a copy within this save (LICENSE files): no syscall at all
             return known
         if self._look_first():
-            existing = self._existing(name, digest)
+            existing = self._existing(name, digest, len(data))
             if existing:
                 self._misses = 0
                 return existing
             self._misses += 1
-        out, tmp = self._create(mode)
-        try:
-            _write_all(out, data)
-            return self._publish(out, tmp, name, digest)
-        finally:
-            self._close(out, tmp)
+        return self._create(name, digest, mode, data)
 
     def _put_large(self, fd: int, mode: int) -> Stored:
-        """Stream a big file into the store while hashing it, so it is read once; name it after."""
+        """Stream a big file into a temp file while hashing it, so it is read once; name it after."""
         hasher = hashlib.sha256()
-        out, tmp = self._create(mode)
-        try:
+        size = 0
+        with self._temp(mode) as (out, tmp):
             while chunk := os.read(fd, CHUNK):
                 hasher.update(chunk)
                 _write_all(out, chunk)
+                size += len(chunk)
             digest = hasher.hexdigest()
             name = blob_name(digest, mode)
-            known = self._stored.get(name) or self._existing(name, digest)
-            return known or self._publish(out, tmp, name, digest)
-        finally:
-            self._close(out, tmp)
+            known = self._stored.get(name) or self._existing(name, digest, size)
+            return known or self._link_in(out, tmp, name, digest)
 
     def _look_first(self) -> bool:
         """Whether to look a blob up before writing it. Looking up new content only finds misses (a
         fresh store, new dependencies), so after MISS_RUN of them in a row this process writes first
-        and lets link() report a blob that exists; every PROBE_EVERY-th file it still looks first,
-        and the first hit puts it back to looking first. At most PROBE_EVERY files are written in
-        vain when content starts repeating."""
+        and lets O_EXCL report a blob that exists; every PROBE_EVERY-th file it still looks first,
+        and the first hit puts it back to looking first. At most PROBE_EVERY files are read and hashed
+        in vain when content starts repeating."""
         self._puts += 1
         return self._misses < MISS_RUN or self._puts % PROBE_EVERY == 0
 
-    def _create(self, mode: int) -> tuple[int, str | None]:
-        """An unnamed file in the store (O_TMPFILE), already read-only: nothing named exists until
-        _publish links it in, so a crash or a full disk leaves nothing behind. Filesystems without
-        O_TMPFILE get a named file in tmp/ (its path is returned), removed by _close."""
-        read_only = 0o555 if mode & 0o111 else 0o444
-        tmp = None
+    def _create(self, name: str, digest: str, mode: int, data: bytes) -> Stored:
+        """Create the blob at its name (O_EXCL, read-only) and write it in one call: a third cheaper
+        than a temp file and a rename per file. Until the write ends the blob is short, and a short
+        blob is never taken as stored (see _existing); no manifest names it before the save's syncfs."""
+        read_only = _read_only(mode)
+        relative = f"{name[:2]}/{name}"
         try:
-            fd = os.open(".", os.O_TMPFILE | os.O_WRONLY, read_only, dir_fd=self._dir_fd)
-        except OSError as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                raise
-            tmp = f"{self.tmp}/blob-{secrets.token_hex(8)}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, read_only)
-        if self._umask & read_only:  # the umask took bits the blob must have
-            os.fchmod(fd, read_only)
-        return fd, tmp
-
-    def _publish(self, fd: int, tmp: str | None, name: str, digest: str) -> Stored:
-        """Link the written file in under its name; no new bytes if another writer won.
-
-        linkat(AT_SYMLINK_FOLLOW) of the /proc magic link names the unnamed file (os.link only calls
-        linkat, and follows, when given a dir fd); /proc/self is whoever calls, so a forked worker
-        links its own file."""
-        st = os.fstat(fd)
-        try:
-            os.link(tmp or f"/proc/self/fd/{fd}", f"{name[:2]}/{name}", dst_dir_fd=self._dir_fd,
-                    follow_symlinks=True)
+            fd = os.open(relative, os.O_WRONLY | os.O_CREAT | os.O_EXCL, read_only, dir_fd=self._dir_fd)
         except FileExistsError:
             self._misses = 0
-            return self._existing(name, digest) or Stored(digest, st.st_size, 0, st.st_mtime_ns)
-        self._stored[name] = Stored(digest, st.st_size, 0, st.st_mtime_ns)  # the next copy adds no bytes
-        return Stored(digest, st.st_size, st.st_size, st.st_mtime_ns)
+            return self._existing(name, digest, len(data)) or self._replace(name, digest, mode, data)
+        try:
+            if self._umask & read_only:  # the umask took bits the blob must have
+                os.fchmod(fd, read_only)
+            _write_all(fd, data)
+            st = os.fstat(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):  # a full disk: take back the short blob, if still ours
+                if os.stat(relative, dir_fd=self._dir_fd).st_ino == os.fstat(fd).st_ino:
+                    os.unlink(relative, dir_fd=self._dir_fd)
+            raise
+        finally:
+            os.close(fd)
+        return self._new(name, digest, st)
 
-    @staticmethod
-    def _close(fd: int, tmp: str | None) -> None:
-        os.close(fd)
-        if tmp:
+    def _replace(self, name: str, digest: str, mode: int, data: bytes) -> Stored:
+        """Put whole content in place of a short blob (a crash's or a power cut's leftover, or one
+        being written right now): written aside, then renamed over it in one step."""
+        with self._temp(mode) as (out, tmp):
+            _write_all(out, data)
+            return self._link_in(out, tmp, name, digest, replace=True)
+
+    @contextmanager
+    def _temp(self, mode: int) -> Iterator[tuple[int, str]]:
+        """A read-only file in tmp/ (the same filesystem, so it can be linked in), removed on the way
+        out whatever happens; one left by a crash is removed by prune."""
+        read_only = _read_only(mode)
+        tmp = f"{self.tmp}/blob-{secrets.token_hex(8)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, read_only)
+        try:
+            if self._umask & read_only:
+                os.fchmod(fd, read_only)
+            yield fd, tmp
+        finally:
+            os.close(fd)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
-    def _existing(self, name: str, digest: str) -> Stored | None:
+    def _link_in(self, fd: int, tmp: str, name: str, digest: str, *, replace: bool = False) -> Stored:
+        """Give a written temp file the blob's name: link() so that the first writer wins, or, over a
+        short blob, rename() (atomic, so a reader sees the short file or the whole one)."""
+        st = os.fstat(fd)
+        relative = f"{name[:2]}/{name}"
+        if not replace:
+            try:
+                os.link(tmp, relative, dst_dir_fd=self._dir_fd)
+                return self._new(name, digest, st)
+            except FileExistsError:
+                self._misses = 0
+                if existing := self._existing(name, digest, st.st_size):
+                    return existing
+        os.replace(tmp, relative, dst_dir_fd=self._dir_fd)
+        return self._new(name, digest, st)
+
+    def _new(self, name: str, digest: str, st: os.stat_result) -> Stored:
+        self._stored[name] = Stored(digest, st.st_size, 0, st.st_mtime_ns)  # the next copy adds no bytes
+        return Stored(digest, st.st_size, st.st_size, st.st_mtime_ns)
+
+    def _existing(self, name: str, digest: str, size: int) -> Stored | None:
+        """The blob, if it exists whole. One of another size is short (a crash, a power cut, a writer
+        still at work) and is not taken: the content is stored again over it."""
         try:
             st = os.stat(f"{name[:2]}/{name}", dir_fd=self._dir_fd)
         except FileNotFoundError:
             return None
-        found = self._stored[name] = Stored(digest, st.st_size, 0, st.st_mtime_ns)
+        if st.st_size != size:
+            return None
+        found = self._stored[name] = Stored(digest, size, 0, st.st_mtime_ns)
         return found
 
     def quick_check(self, name: str, size: int, mtime_ns: int) -> None:
@@ -243,6 +271,10 @@ class Blobs:
                 os.close(dst_fd)
         finally:
             os.close(src_fd)
+
+
+def _read_only(mode: int) -> int:
+    return 0o555 if mode & 0o111 else 0o444
 
 
 def current_umask() -> int:
