@@ -281,13 +281,13 @@ def test_content_already_stored_is_found_after_a_long_run_of_new_files(tmp_path)
     assert store.verify().problems == []
 
 
-def test_storing_a_blob_outside_writing_is_refused(tmp_path):
+def test_storing_a_blob_outside_held_is_refused(tmp_path):
     (tmp_path / "a.js").write_text("a\n")
     store = Store(tmp_path / "store")
-    with pytest.raises(RuntimeError, match=r"outside Blobs\.writing"):
+    with pytest.raises(RuntimeError, match=r"outside Blobs\.held"):
         store.blobs.put(str(tmp_path / "a.js"), 0o644, 2)
     store.blobs.create_layout()
-    with store.blobs.writing():
+    with store.blobs.held():
         assert store.blobs.put(str(tmp_path / "a.js"), 0o644, 2).new_bytes == 2
 
 

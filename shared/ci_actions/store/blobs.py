@@ -56,10 +56,10 @@ class Blobs:
         self.dir = root / "blobs"
         self._dir = str(self.dir)
         self.tmp = root / "tmp"
-        self._dir_fd: int | None = None  # open during writing()
+        self._dir_fd: int | None = None  # open during held()
         self._umask = 0o777
         self._misses = self._puts = 0  # see _look_first; per process, so per forked worker
-        self._stored: dict[str, Stored] = {}  # blobs this process stored or found during writing()
+        self._stored: dict[str, Stored] = {}  # blobs this process stored or found during held()
 
     def create_layout(self) -> None:
         """The 256 shard directories, once, instead of a mkdir per blob. The last one is made last, so
@@ -76,10 +76,15 @@ class Blobs:
         """The blob's path as a string: saves and restores call this per file, where pathlib costs."""
         return f"{self._dir}/{name[:2]}/{name}"
 
+    def _at(self, name: str) -> str:
+        """The blob's path for a call given dir_fd=self._dir_fd: relative while held(), else whole."""
+        return f"{name[:2]}/{name}" if self._dir_fd is not None else self.location(name)
+
     @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold the blob directory open while a save stores files: new blobs are created and linked
-        in relative to it (one path component to resolve, not five), and forked workers inherit it."""
+    def held(self) -> Iterator[None]:
+        """Hold the blob directory open while a save or a restore works through many blobs: their
+        names resolve relative to it (two path components, not a dozen), and forked workers inherit
+        it. A save's bookkeeping (see _look_first, _stored) lasts as long."""
         self._dir_fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
         self._umask = current_umask()
         self._misses = self._puts = 0
@@ -93,7 +98,7 @@ class Blobs:
     def put(self, source: str, mode: int, size: int) -> Stored:
         """Store a file's content (`size` as lstat gave it); a whole blob that exists is left as it is."""
         if self._dir_fd is None:
-            raise RuntimeError("Blobs.put outside Blobs.writing()")
+            raise RuntimeError("Blobs.put outside Blobs.held()")
         fd = os.open(source, os.O_RDONLY)
         try:
             if size > SMALL_FILE:
@@ -220,11 +225,15 @@ class Blobs:
         """Stat a blob: unchanged size and mtime mean no write touched it since it was saved. Anything
         else is settled by re-hashing it (a `touch` is harmless, a flipped byte is not)."""
         try:
-            st = os.stat(self.location(name))
+            st = os.stat(self._at(name), dir_fd=self._dir_fd)
         except FileNotFoundError as exc:
             raise BlobMissing(name) from exc
         if st.st_size != size or st.st_mtime_ns != mtime_ns:
             self.check(name)
+
+    def link(self, name: str, dest: str, dest_dir_fd: int | None = None) -> None:
+        """Hardlink the blob at dest (relative to dest_dir_fd, if given)."""
+        os.link(self._at(name), dest, src_dir_fd=self._dir_fd, dst_dir_fd=dest_dir_fd)
 
     def check(self, name: str) -> int:
         """Re-hash a blob; returns its size or raises BlobMissing / BlobCorrupt."""
@@ -250,16 +259,18 @@ class Blobs:
         except FileNotFoundError:
             return 0
 
-    def copy(self, name: str, dest: str, mode: int, mtime_ns: int, *, reflink: bool) -> None:
-        """Put a blob's content at dest (replacing what is there) with the recorded mode and mtime:
-        a reflink (shared blocks) or a kernel-side copy."""
-        src_fd = os.open(self.location(name), os.O_RDONLY)
+    def copy(self, name: str, dest: str, mode: int, mtime_ns: int, *, reflink: bool,
+             dest_dir_fd: int | None = None) -> None:
+        """Put a blob's content at dest (relative to dest_dir_fd, if given; replacing what is there)
+        with the recorded mode and mtime: a reflink (shared blocks) or a kernel-side copy."""
+        src_fd = os.open(self._at(name), os.O_RDONLY, dir_fd=self._dir_fd)
+        create = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
             try:
-                dst_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o7777)
+                dst_fd = os.open(dest, create, mode & 0o7777, dir_fd=dest_dir_fd)
             except FileExistsError:
-                os.unlink(dest)
-                dst_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o7777)
+                os.unlink(dest, dir_fd=dest_dir_fd)
+                dst_fd = os.open(dest, create, mode & 0o7777, dir_fd=dest_dir_fd)
             try:
                 if reflink:
                     fcntl.ioctl(dst_fd, FICLONE, src_fd)

@@ -55,50 +55,56 @@ def _alive(pid: str) -> bool:
 
 def build(blobs: Blobs, staging: str, records: list[Record], placement: Placement) -> list[Exception]:
     """Build the tree under staging; returns the blobs that failed their check (their files are
-    skipped: the caller throws the staging directory away)."""
+    skipped: the caller throws the staging directory away). Paths resolve relative to the staging
+    directory's fd, and blobs' to the blob directory's (Blobs.held): a few path components per call
+    instead of a dozen."""
+    at = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
 
     def build_slice(part: list[Record]) -> list[Exception]:
         failures: list[Exception] = []
         for record in part:
-            dest = f"{staging}/{record.path}"
             if record.kind == "dir":
-                _make_dir(dest)
+                _make_dir(staging, record.path, at)
                 continue
             try:
-                _place(blobs, record, dest, placement)
+                _place(blobs, record, at, placement)
             except FileNotFoundError as exc:
                 if isinstance(exc, BlobMissing):
                     failures.append(exc)
                     continue
                 # Its directory is in another worker's slice, not made yet (or has no record at all).
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                _place(blobs, record, dest, placement)
+                os.makedirs(os.path.dirname(f"{staging}/{record.path}"), exist_ok=True)
+                _place(blobs, record, at, placement)
             except BlobCorrupt as exc:
                 failures.append(exc)
         return failures
 
-    return in_slices(records, build_slice)
-
-
-def _make_dir(path: str) -> None:
     try:
-        os.mkdir(path)
+        return in_slices(records, build_slice)
+    finally:
+        os.close(at)
+
+
+def _make_dir(staging: str, path: str, at: int) -> None:
+    try:
+        os.mkdir(path, dir_fd=at)
     except FileExistsError:  # another slice's file needed it first
         pass
     except FileNotFoundError:
-        os.makedirs(path, exist_ok=True)
+        os.makedirs(f"{staging}/{path}", exist_ok=True)
 
 
-def _place(blobs: Blobs, record: Record, dest: str, placement: Placement) -> None:
+def _place(blobs: Blobs, record: Record, at: int, placement: Placement) -> None:
     if record.kind == "symlink":
-        os.symlink(record.target, dest)
+        os.symlink(record.target, record.path, dir_fd=at)
         return
     name = blob_name(record.digest, record.mode)
     blobs.quick_check(name, record.size, record.blob_mtime_ns)
     if placement == "hardlink" and not edited_in_place(record.path):
-        os.link(blobs.location(name), dest)
+        blobs.link(name, record.path, at)
     else:
-        blobs.copy(name, dest, record.mode, record.mtime_ns, reflink=placement == "reflink")
+        blobs.copy(name, record.path, record.mode, record.mtime_ns, reflink=placement == "reflink",
+                   dest_dir_fd=at)
 
 
 def move_in(staging: str, workspace: str, records: list[Record]) -> None:

@@ -185,7 +185,8 @@ class Store:
             staging = new_staging(str(workspace))
             try:
                 placement = self._placement(link_mode, manifest, Path(staging))
-                broken = build(self.blobs, staging, manifest.records, placement)
+                with self.blobs.held():
+                    broken = build(self.blobs, staging, manifest.records, placement)
                 if broken:
                     self._drop_broken(manifest, broken)
                 self._stamp_last_used(header.version, header.key)
@@ -238,7 +239,7 @@ class Store:
         self._init()
         final.parent.mkdir(parents=True, exist_ok=True)
         with self._gc_lock().read_lock():
-            with self.blobs.writing(), _flushing(self.root):
+            with self.blobs.held(), _flushing(self.root):
                 stored = self._store_tree(workspace, matched)
             now = time.time()
             header = Header(key=key, version=version, paths=list(paths), created=now, last_used=now,
