@@ -18,6 +18,7 @@ manifest, and only then moves the result into the workspace: nothing is ever hal
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -165,6 +166,7 @@ def pack(workspace: Path, destination: Path, *, run: RunId, exclude: Sequence[st
     failures: list[OSError] = []
     tar = subprocess.Popen([*TAR_CREATE, "-C", str(workspace), "--files-from=-"], stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _widen(tar.stdout)
     # the walk feeds tar's member list while tar archives and zstd compresses: three stages at once
     feeder = threading.Thread(target=_feed_names, args=(tar.stdin, workspace, exclude, files, failures),
                               daemon=True)
@@ -253,12 +255,20 @@ def unpack(directory: Path, workspace: Path) -> ArtifactManifest:
     return manifest
 
 
+def _widen(pipe: BinaryIO) -> None:
+    """Let the pipe to or from tar hold a whole chunk (64 KiB by default): each side then works on
+    the next chunk while the other takes this one, instead of the two taking turns."""
+    with contextlib.suppress(OSError):  # over /proc/sys/fs/pipe-max-size: keep the default
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, CHUNK)
+
+
 def _extract(archive: Path, staging: Path, manifest: ArtifactManifest) -> None:
     """Decompress once; every chunk goes to the header scanner and to tar. A refused member stops
     tar at once, and staging (never the workspace) is thrown away by the caller."""
     scanner = TarScanner()
     tar = subprocess.Popen([*TAR_EXTRACT, "-C", str(staging)], stdin=subprocess.PIPE,
                            stderr=subprocess.PIPE)
+    _widen(tar.stdin)
     try:
         with archive.open("rb") as raw:
             for chunk in zstandard.ZstdDecompressor().read_to_iter(raw, read_size=CHUNK, write_size=CHUNK):
