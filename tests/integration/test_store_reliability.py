@@ -4,6 +4,7 @@ Every job is a real `python -m ci_actions cache ...` process, as a runner would 
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -199,12 +200,14 @@ def test_full_disk_during_save_is_a_warning_and_the_store_stays_consistent(tmp_p
     assert json.loads(cli("save", "--cache-dir", str(store), "--key", "small", "--path", "node_modules",
                           cwd=small).stdout)["saved"] is True
     big = tmp_path / "big"
-    make_tree(big, "big", files=600)
+    make_tree(big, "big", files=1200)  # a page each at least: 4.7 MiB, well over the disk
     result = cli("save", "--cache-dir", str(store), "--key", "big", "--path", "node_modules", cwd=big)
     assert result.returncode == 0
     assert json.loads(result.stdout)["saved"] is False
     assert "warning: Failed to save: the cache's disk is full" in result.stderr
     assert list((store / "tmp").iterdir()) == []
+    for blob in (store / "blobs").glob("*/*"):  # the blob the disk filled up in was taken back
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name.rstrip("x"), blob.name
     assert [h.key for _, h in Store(store).headers()] == ["small"]
     assert Store(store).verify().problems == []
     out = tmp_path / "out"
