@@ -145,16 +145,13 @@ class Blobs:
         """Create the blob at its name (O_EXCL, read-only) and write it in one call: a third cheaper
         than a temp file and a rename per file. Until the write ends the blob is short, and a short
         blob is never taken as stored (see _existing); no manifest names it before the save's syncfs."""
-        read_only = _read_only(mode)
-        relative = f"{name[:2]}/{name}"
+        relative = self._at(name)
         try:
-            fd = os.open(relative, os.O_WRONLY | os.O_CREAT | os.O_EXCL, read_only, dir_fd=self._dir_fd)
+            fd = self._open_new(relative, mode, self._dir_fd)
         except FileExistsError:
             self._misses = 0
             return self._existing(name, digest, len(data)) or self._replace(name, digest, mode, data)
         try:
-            if self._umask & read_only:  # the umask took bits the blob must have
-                os.fchmod(fd, read_only)
             _write_all(fd, data)
             st = os.fstat(fd)
         except BaseException:
@@ -177,23 +174,28 @@ class Blobs:
     def _temp(self, mode: int) -> Iterator[tuple[int, str]]:
         """A read-only file in tmp/ (the same filesystem, so it can be linked in), removed on the way
         out whatever happens; one left by a crash is removed by prune."""
-        read_only = _read_only(mode)
         tmp = f"{self.tmp}/blob-{secrets.token_hex(8)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, read_only)
+        fd = self._open_new(tmp, mode)
         try:
-            if self._umask & read_only:
-                os.fchmod(fd, read_only)
             yield fd, tmp
         finally:
             os.close(fd)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
+    def _open_new(self, path: str, mode: int, dir_fd: int | None = None) -> int:
+        """Create a read-only file (0444, or 0555 for an executable's content) open for writing."""
+        read_only = 0o555 if mode & 0o111 else 0o444
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, read_only, dir_fd=dir_fd)
+        if self._umask & read_only:  # the umask took bits the blob must have
+            os.fchmod(fd, read_only)
+        return fd
+
     def _link_in(self, fd: int, tmp: str, name: str, digest: str, *, replace: bool = False) -> Stored:
         """Give a written temp file the blob's name: link() so that the first writer wins, or, over a
         short blob, rename() (atomic, so a reader sees the short file or the whole one)."""
         st = os.fstat(fd)
-        relative = f"{name[:2]}/{name}"
+        relative = self._at(name)
         if not replace:
             try:
                 os.link(tmp, relative, dst_dir_fd=self._dir_fd)
@@ -213,7 +215,7 @@ class Blobs:
         """The blob, if it exists whole. One of another size is short (a crash, a power cut, a writer
         still at work) and is not taken: the content is stored again over it."""
         try:
-            st = os.stat(f"{name[:2]}/{name}", dir_fd=self._dir_fd)
+            st = os.stat(self._at(name), dir_fd=self._dir_fd)
         except FileNotFoundError:
             return None
         if st.st_size != size:
@@ -282,10 +284,6 @@ class Blobs:
                 os.close(dst_fd)
         finally:
             os.close(src_fd)
-
-
-def _read_only(mode: int) -> int:
-    return 0o555 if mode & 0o111 else 0o444
 
 
 def current_umask() -> int:
