@@ -331,3 +331,21 @@ def test_a_blob_left_short_by_a_crash_is_replaced_not_trusted(tmp_path, left):
     target = tmp_path / "target"
     store.restore(store.lookup(["deps-1"], VERSION), target, "copy")
     assert snapshot(target) == snapshot(source)
+
+
+def test_blobs_are_read_only_for_everyone_whatever_the_umask(tmp_path):
+    """A restrictive umask must not leave blobs unreadable to the other users of a shared store."""
+    source = tmp_path / "source"
+    (source / "node_modules").mkdir(parents=True)
+    (source / "node_modules" / "a.js").write_text("a\n")
+    (source / "node_modules" / "tool").write_text("#!/bin/sh\n")
+    (source / "node_modules" / "tool").chmod(0o755)
+    (source / "node_modules" / "big.bin").write_bytes(os.urandom(9 * 1024 * 1024))  # streamed via tmp/
+    old = os.umask(0o077)
+    try:
+        store = Store(tmp_path / "store")
+        assert store.save("deps-1", VERSION, ["node_modules"], source, relative(walk(source), source)).saved
+    finally:
+        os.umask(old)
+    modes = sorted(oct(blob.stat().st_mode & 0o777) for blob in store.blobs.dir.glob("*/*"))
+    assert modes == ["0o444", "0o444", "0o555"]
