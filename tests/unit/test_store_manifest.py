@@ -86,3 +86,19 @@ def test_record_lines_are_what_json_dumps_gives(name):
         row = json.loads(record.to_line())
         assert record.to_line() == json.dumps(row, separators=(",", ":")) + "\n"
         assert Record.from_row(row) == record
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "node_modules/../../outside", ".."])
+def test_a_record_outside_the_workspace_is_refused(path):
+    """Restores place files relative to the staging directory's fd: an absolute path or `..` would
+    land outside it, so a manifest holding one is refused, even with a matching digest."""
+    manifest = sample()
+    manifest.records.append(Record("file", path, mode=0o644, size=3, digest="d" * 64, mtime_ns=5))
+    with pytest.raises(ManifestError, match="outside the workspace"):
+        mf.loads(serialised(manifest))
+
+
+def test_dots_inside_names_are_fine():
+    manifest = sample()
+    manifest.records.append(Record("file", "node_modules/a..b/..c", mode=0o644, size=3, digest="d" * 64))
+    assert mf.loads(serialised(manifest)).records == manifest.records

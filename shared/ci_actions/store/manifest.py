@@ -154,4 +154,12 @@ def loads(data: bytes) -> Manifest:
         raise ManifestError(f"unreadable record: {exc}") from exc
     if len(records) != header.records:
         raise ManifestError(f"{len(records)} records, header says {header.records}")
+    if outside := next((r.path for r in records if _escapes(r.path)), None):
+        raise ManifestError(f"record {outside!r} points outside the workspace")
     return Manifest(header, records)
+
+
+def _escapes(path: str) -> bool:
+    """A record path that is absolute or climbs out with `..`: restores place files relative to a
+    directory's fd, where such a path would land outside it. (The cheap test first: most have no dot.)"""
+    return path.startswith("/") or (".." in path and ".." in path.split("/"))
