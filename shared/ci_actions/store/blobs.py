@@ -111,9 +111,7 @@ class Blobs:
         if known := self._stored.get(name):  # a copy within this save (LICENSE files): no syscall at all
             return known
         if self._look_first():
-            existing = self._existing(name, digest, len(data))
-            if existing:
-                self._misses = 0
+            if existing := self._existing(name, digest, len(data)):
                 return existing
             self._misses += 1
         return self._create(name, digest, mode, data)
@@ -129,8 +127,7 @@ class Blobs:
                 size += len(chunk)
             digest = hasher.hexdigest()
             name = blob_name(digest, mode)
-            known = self._stored.get(name) or self._existing(name, digest, size)
-            return known or self._link_in(out, tmp, name, digest)
+            return self._existing(name, digest, size) or self._link_in(out, tmp, name, digest)
 
     def _look_first(self) -> bool:
         """Whether to look a blob up before writing it. Looking up new content only finds misses (a
@@ -149,7 +146,6 @@ class Blobs:
         try:
             fd = self._open_new(relative, mode, self._dir_fd)
         except FileExistsError:
-            self._misses = 0
             return self._existing(name, digest, len(data)) or self._replace(name, digest, mode, data)
         try:
             _write_all(fd, data)
@@ -201,7 +197,6 @@ class Blobs:
                 os.link(tmp, relative, dst_dir_fd=self._dir_fd)
                 return self._new(name, digest, st)
             except FileExistsError:
-                self._misses = 0
                 if existing := self._existing(name, digest, st.st_size):
                     return existing
         os.replace(tmp, relative, dst_dir_fd=self._dir_fd)
@@ -212,12 +207,16 @@ class Blobs:
         return Stored(digest, st.st_size, st.st_size, st.st_mtime_ns)
 
     def _existing(self, name: str, digest: str, size: int) -> Stored | None:
-        """The blob, if it exists whole. One of another size is short (a crash, a power cut, a writer
-        still at work) and is not taken: the content is stored again over it."""
+        """The blob, if this process already has it or it exists whole. One of another size is short
+        (a crash, a power cut, a writer still at work) and is not taken: the content is stored again
+        over it. Any blob found on disk ends a run of misses (see _look_first)."""
+        if known := self._stored.get(name):
+            return known
         try:
             st = os.stat(self._at(name), dir_fd=self._dir_fd)
         except FileNotFoundError:
             return None
+        self._misses = 0
         if st.st_size != size:
             return None
         found = self._stored[name] = Stored(digest, size, 0, st.st_mtime_ns)
