@@ -182,3 +182,14 @@ def test_the_pipes_to_tar_hold_a_whole_chunk():
         assert fcntl.fcntl(writer.fileno(), fcntl.F_GETPIPE_SZ) == CHUNK
         _widen(reader)  # either end sets the pipe's size
         assert fcntl.fcntl(reader.fileno(), fcntl.F_GETPIPE_SZ) == CHUNK
+
+
+def test_a_pipe_the_kernel_will_not_widen_keeps_its_size(monkeypatch):
+    """Past /proc/sys/fs/pipe-max-size (or the memory it may take) F_SETPIPE_SZ is refused: unpacking
+    goes on at the default size instead of failing."""
+    monkeypatch.setattr("ci_actions.artifact.CHUNK", 2**30)
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb"), os.fdopen(write_end, "wb") as writer:
+        before = fcntl.fcntl(writer.fileno(), fcntl.F_GETPIPE_SZ)
+        _widen(writer)
+        assert fcntl.fcntl(writer.fileno(), fcntl.F_GETPIPE_SZ) == before
