@@ -1,8 +1,8 @@
 """actions/cache semantics over the local store: what cache-local and prepare-workspace both call.
 
-The failure policy is actions/cache's: a cache problem (miss, damaged entry, unreadable cache dir, full
-disk, lock timeout) becomes a warning in the outcome and the job goes on. Only bad input (an invalid key,
-a path outside the workspace) raises.
+The failure policy is actions/cache's: a cache problem (miss, damaged entry, unreadable or unsafe cache
+dir, full disk, lock timeout, a store worker that hung) becomes a warning in the outcome and the job goes
+on. Only bad input (an invalid key, a path outside the workspace) raises.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ import filelock
 
 from ci_actions.paths import match_paths
 from ci_actions.store.keys import cache_version, is_exact_match, validate_key, validate_keys
+from ci_actions.store.slices import WorkerFailed
 from ci_actions.store.store import EntryBroken, PruneReport, SaveResult, Store
+
+CACHE_TROUBLE = (OSError, filelock.Timeout, WorkerFailed)  # warnings, never failures
 
 
 def default_cache_dir() -> Path:
@@ -33,6 +36,7 @@ class CacheSpec:
     workspace: Path
     cache_dir: Path
     restore_keys: Sequence[str] = ()
+    shared: bool = False  # accept a store other users can write to (they can poison it); see Store
 
     @property
     def version(self) -> str:
@@ -71,7 +75,7 @@ def restore(spec: CacheSpec, *, link_mode: str = "auto", lookup_only: bool = Fal
     keys = validate_keys(spec.key, spec.restore_keys)
     started = time.monotonic()
     outcome = RestoreOutcome(spec.key)
-    store = Store(spec.cache_dir)
+    store = Store(spec.cache_dir, shared=spec.shared)
     try:
         while header := store.lookup(keys, spec.version):
             if lookup_only:
@@ -84,38 +88,43 @@ def restore(spec: CacheSpec, *, link_mode: str = "auto", lookup_only: bool = Fal
                 continue
             outcome.matched_key, outcome.files, outcome.bytes = header.key, result.files, result.bytes
             break
-    except (OSError, filelock.Timeout) as exc:
+    except CACHE_TROUBLE as exc:
         outcome.warnings.append(f"Failed to restore: {_cache_trouble(exc)}")
         outcome.matched_key, outcome.files, outcome.bytes = None, 0, 0
-    with contextlib.suppress(OSError):  # the hit-rate log is best effort (a full disk, say)
+    with contextlib.suppress(OSError):  # the hit-rate log is best effort (a full disk, an unsafe store)
         store.record_lookup(spec.key, outcome.matched_key, outcome.hit)
     outcome.seconds = time.monotonic() - started
     return outcome
 
 
 def save(spec: CacheSpec, *, update: bool = False) -> SaveResult:
-    """Save the matched paths under the key, unless the key exists (keys are immutable) or `update`."""
+    """Save the matched paths under the key, unless the key exists (keys are immutable) or `update`.
+    Paths below a symlinked directory are left out with a warning (see paths.match_paths)."""
     validate_key(spec.key)
     matched = match_paths(spec.paths, spec.workspace)
-    if not matched:
+    if not matched.paths:
         return SaveResult(False, "Path Validation Error: none of the paths exist, so no cache was saved: "
-                                  + ", ".join(spec.paths))
+                                  + ", ".join(spec.paths), warnings=matched.warnings)
     try:
-        return Store(spec.cache_dir).save(spec.key, spec.version, spec.paths, spec.workspace, matched,
-                                          update=update)
-    except (OSError, filelock.Timeout) as exc:
-        return SaveResult(False, "Cache not saved.", warnings=[f"Failed to save: {_cache_trouble(exc)}"])
+        result = Store(spec.cache_dir, shared=spec.shared).save(
+            spec.key, spec.version, spec.paths, spec.workspace, matched.paths, update=update)
+    except CACHE_TROUBLE as exc:
+        result = SaveResult(False, "Cache not saved.", warnings=[f"Failed to save: {_cache_trouble(exc)}"])
+    result.warnings[:0] = matched.warnings
+    return result
 
 
-def enforce_budget(cache_dir: Path, *, max_bytes: int,
-                   max_age: float) -> tuple[PruneReport | None, list[str]]:
-    """Prune when the headers say the store may be over budget; cheap when it is not."""
-    store = Store(cache_dir)
-    headers = [header for _, header in store.headers()]
-    now = time.time()
-    if sum(h.bytes for h in headers) <= max_bytes and all(now - h.last_used <= max_age for h in headers):
-        return None, []
+def enforce_budget(cache_dir: Path, *, max_bytes: int, max_age: float,
+                   shared: bool = False) -> tuple[PruneReport | None, list[str]]:
+    """Prune when the headers say the store may be over budget, or a save died or failed (its blobs
+    may be orphans, which no header counts); cheap otherwise."""
+    store = Store(cache_dir, shared=shared)
     try:
+        headers = [header for _, header in store.headers()]
+        now = time.time()
+        if (sum(h.bytes for h in headers) <= max_bytes and all(now - h.last_used <= max_age for h in headers)
+                and not store.failed_saves()):
+            return None, []
         return store.prune(max_bytes=max_bytes, max_age=max_age), []
-    except (OSError, filelock.Timeout) as exc:
+    except CACHE_TROUBLE as exc:
         return None, [f"Did not prune the cache: {_cache_trouble(exc)}"]

@@ -6,7 +6,10 @@ actions/cache's semantics, with exclusions that work (upstream ignores them: too
 - `*`, `?` and `[...]` match within one path segment, `**` any number of segments, dotfiles included;
 - a match is taken whole, as tar would take it: a matched directory brings everything below it;
 - a line starting with `!` drops what it matches, and everything below that, from the result;
-- symlinks are kept as symlinks and never followed.
+- symlinks are kept as symlinks and never followed, not even as a line's parent: `link/secret.txt`,
+  where `link` is a symlink, stores nothing (with a warning). actions/cache would follow it and store
+  whatever the link points at, inside the workspace or not; a save here never reads through a link,
+  and, as with a line that matches nothing, skipping one is a warning, not a failed job.
 
 The result is workspace-relative POSIX paths in pre-order, parents before children, names in byte
 order, so a manifest built from it is the same on every run.
@@ -16,14 +19,21 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 class PathError(ValueError):
     """A `path` line that cannot be honoured; the message names the line and what to do."""
+
+
+class Matched(NamedTuple):
+    paths: list[str]  # workspace-relative, in pre-order
+    warnings: list[str]  # lines skipped because they lie below a symlink
 
 
 def _segment_regex(segment: str) -> str:
@@ -90,24 +100,42 @@ def _children(directory: str) -> list[tuple[str, bool]]:
     return [(entry.path, entry.is_dir(follow_symlinks=False)) for entry in entries]
 
 
-def match_paths(lines: Sequence[str], workspace: Path) -> list[str]:
+def _linked_parent(root: str, literal: str) -> str | None:
+    """The first directory above the literal part of a pattern that is a symlink, if any."""
+    parts = [part for part in literal.split("/") if part not in ("", ".")]
+    for depth in range(1, len(parts)):
+        above = "/".join(parts[:depth])
+        try:
+            if stat.S_ISLNK(os.lstat(f"{root}/{above}").st_mode):
+                return above
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+    return None
+
+
+def match_paths(lines: Sequence[str], workspace: Path) -> Matched:
     """Everything the `path` lines select under workspace, relative to it (see the module docstring).
 
     Walks with strings and scandir: this runs over every file of a node_modules on each save.
     """
     workspace = workspace.resolve()
-    positives, negatives = [], []
+    positives: list[tuple[str, str]] = []  # (the line, its pattern)
+    negatives: list[str] = []
     for raw in lines:
         line = raw.strip()
         if not line:
             continue
         negate = line.startswith("!")
         pattern = _relative(line[1:].strip() if negate else line, workspace)
-        (negatives if negate else positives).append(pattern)
+        if negate:
+            negatives.append(pattern)
+        else:
+            positives.append((line, pattern))
     excluded = [compile_pattern(p) for p in negatives]
     root = str(workspace)
     cut = len(root) + 1
     chosen: dict[str, None] = {}  # insertion-ordered set
+    warnings = []
 
     def dropped(path: str) -> bool:
         return any(rx.fullmatch(path[cut:]) for rx in excluded)
@@ -128,8 +156,12 @@ def match_paths(lines: Sequence[str], workspace: Path) -> list[str]:
             elif real_dir and not dropped(path):
                 search(path, regex)
 
-    for pattern in positives:
+    for line, pattern in positives:
         literal = _literal_root(pattern)
+        if link := _linked_parent(root, literal):
+            warnings.append(f"path {line!r} was not saved: {link} is a symbolic link, and a cache never "
+                            "reads through one (list the link itself to keep it as a link)")
+            continue
         start = os.path.normpath(os.path.join(root, literal))
         real_dir = os.path.isdir(start) and not os.path.islink(start)
         if pattern == literal:
@@ -137,4 +169,4 @@ def match_paths(lines: Sequence[str], workspace: Path) -> list[str]:
                 take(start, real_dir)
         elif real_dir:
             search(start, compile_pattern(pattern))
-    return [path[cut:] for path in chosen]
+    return Matched([path[cut:] for path in chosen], warnings)

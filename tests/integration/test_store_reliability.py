@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ci_actions.cache import enforce_budget
 from ci_actions.store.store import Store
 
 CLI = [sys.executable, "-m", "ci_actions", "cache"]
@@ -205,7 +206,8 @@ def test_full_disk_during_save_is_a_warning_and_the_store_stays_consistent(tmp_p
     assert result.returncode == 0
     assert json.loads(result.stdout)["saved"] is False
     assert "warning: Failed to save: the cache's disk is full" in result.stderr
-    assert list((store / "tmp").iterdir()) == []
+    assert [p.name[:5] for p in (store / "tmp").iterdir()] == ["save-"]  # the failed save's marker only
+    assert Store(store).failed_saves() == 1
     for blob in (store / "blobs").glob("*/*"):  # the blob the disk filled up in was taken back
         assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name.rstrip("x"), blob.name
     assert [h.key for _, h in Store(store).headers()] == ["small"]
@@ -215,3 +217,10 @@ def test_full_disk_during_save_is_a_warning_and_the_store_stays_consistent(tmp_p
     restored = json.loads(cli("restore", "--cache-dir", str(store), "--key", "small", "--path",
                               "node_modules", cwd=out).stdout)
     assert restored["cache-hit"] is True and tree_state(out) == tree_state(small)
+    # The failed save's blobs are orphans no header counts: its marker makes the budget check prune.
+    orphans = sum(blob.stat().st_size for blob in (store / "blobs").glob("*/*")) - restored["bytes"]
+    assert orphans > 0
+    report, warnings = enforce_budget(store, max_bytes=10**9, max_age=86400)
+    assert warnings == [] and report.evicted == [] and report.orphan_bytes == orphans
+    assert list((store / "tmp").iterdir()) == [] and Store(store).verify().problems == []
+

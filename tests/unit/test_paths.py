@@ -20,7 +20,7 @@ def ws(tmp_path):
 
 
 def test_directory_is_taken_whole_in_preorder(ws):
-    assert match_paths(["backend/node_modules"], ws) == [
+    assert match_paths(["backend/node_modules"], ws).paths == [
         "backend/node_modules", "backend/node_modules/.bin", "backend/node_modules/.bin/a",
         "backend/node_modules/.cache", "backend/node_modules/.cache/x", "backend/node_modules/a",
         "backend/node_modules/a/index.js", "backend/node_modules/dangling",
@@ -28,35 +28,35 @@ def test_directory_is_taken_whole_in_preorder(ws):
 
 
 def test_exclusions_work(ws):
-    got = match_paths(["backend/node_modules", "!backend/node_modules/.cache", "!**/.bin/*"], ws)
+    got = match_paths(["backend/node_modules", "!backend/node_modules/.cache", "!**/.bin/*"], ws).paths
     assert "backend/node_modules/.cache" not in got and "backend/node_modules/.cache/x" not in got
     assert "backend/node_modules/.bin/a" not in got and "backend/node_modules/.bin" in got
 
 
 def test_globstar_finds_each_node_modules_once(ws):
-    got = match_paths(["**/node_modules", "backend/node_modules/a"], ws)
+    got = match_paths(["**/node_modules", "backend/node_modules/a"], ws).paths
     assert [p for p in got if p.endswith("node_modules")] == ["backend/node_modules", "frontend/node_modules"]
     assert len(got) == len(set(got))
 
 
 def test_star_matches_dotfiles_within_one_segment(ws):
-    assert match_paths(["frontend/*"], ws)[:1] == ["frontend/.env"]
-    assert match_paths(["*.txt"], ws) == ["top.txt"]
+    assert match_paths(["frontend/*"], ws).paths[:1] == ["frontend/.env"]
+    assert match_paths(["*.txt"], ws).paths == ["top.txt"]
 
 
 def test_missing_paths_give_nothing(ws):
-    assert match_paths(["nope", "nope/**"], ws) == []
+    assert match_paths(["nope", "nope/**"], ws).paths == []
 
 
 def test_symlinks_are_not_followed(ws):
-    assert match_paths(["outside-link"], ws) == ["outside-link"]
+    assert match_paths(["outside-link"], ws).paths == ["outside-link"]
 
 
 def test_absolute_path_inside_workspace_is_fine(ws):
-    assert match_paths([str(ws / "top.txt")], ws) == ["top.txt"]
+    assert match_paths([str(ws / "top.txt")], ws).paths == ["top.txt"]
 
 
 @pytest.mark.parametrize("line", ["/etc/passwd", "../elsewhere", "backend/../../x", "!../x"])
 def test_paths_outside_the_workspace_are_refused(ws, line):
     with pytest.raises(PathError, match="workspace"):
-        match_paths([line], ws)
+        match_paths([line], ws).paths

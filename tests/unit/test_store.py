@@ -284,11 +284,16 @@ def test_content_already_stored_is_found_after_a_long_run_of_new_files(tmp_path)
 def test_storing_a_blob_outside_held_is_refused(tmp_path):
     (tmp_path / "a.js").write_text("a\n")
     store = Store(tmp_path / "store")
-    with pytest.raises(RuntimeError, match=r"outside Blobs\.held"):
-        store.blobs.put(str(tmp_path / "a.js"), 0o644, 2)
-    store.blobs.create_layout()
-    with store.blobs.held():
-        assert store.blobs.put(str(tmp_path / "a.js"), 0o644, 2).new_bytes == 2
+    fd = os.open(tmp_path / "a.js", os.O_RDONLY)
+    try:
+        with pytest.raises(RuntimeError, match=r"outside Blobs\.held"):
+            store.blobs.put(fd, 0o644, 2)
+        store.blobs.dir.mkdir(parents=True)
+        store.blobs.create_layout()
+        with store.blobs.held():
+            assert store.blobs.put(fd, 0o644, 2).new_bytes == 2
+    finally:
+        os.close(fd)
 
 
 def test_copies_within_one_save_are_stored_once(tmp_path):
@@ -320,6 +325,7 @@ def test_a_blob_left_short_by_a_crash_is_replaced_not_trusted(tmp_path, left):
     content = b"module.exports = 1\n"
     (source / "node_modules" / "index.js").write_bytes(content)
     store = Store(tmp_path / "store")
+    store.blobs.dir.mkdir(parents=True)
     store.blobs.create_layout()
     short = store.blobs.path(hashlib.sha256(content).hexdigest())
     short.write_bytes(left)

@@ -16,7 +16,7 @@ from cache_local.inputs import DEFAULT_MAX_AGE, DEFAULT_MAX_SIZE
 from ci_actions import cache
 from ci_actions.paths import PathError
 from ci_actions.store.keys import InvalidKey
-from ci_actions.store.store import LINK_MODES, Store
+from ci_actions.store.store import LINK_MODES, Store, UnsafeStore
 from ci_actions.units import parse_duration, parse_size
 
 
@@ -27,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     def command(name: str, help_text: str, func) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--cache-dir", type=Path, default=cache.default_cache_dir())
-        sub.set_defaults(func=func)
+        sub.add_argument("--shared-store", action="store_true",
+                         help="accept a store other users can write to (they can poison it)")
+        sub.set_defaults(func=_refusing_unsafe(func))
         return sub
 
     def keyed(sub: argparse.ArgumentParser) -> None:
@@ -57,8 +59,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     command("stats", "hit rate per key prefix", _stats)
 
 
+def _refusing_unsafe(func):
+    """An unsafe store is one clear error from the maintenance commands (restore and save warn)."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except UnsafeStore as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    return run
+
+
+def _store(args: argparse.Namespace) -> Store:
+    return Store(args.cache_dir, shared=args.shared_store)
+
+
 def _spec(args: argparse.Namespace, restore_keys=()) -> cache.CacheSpec:
-    return cache.CacheSpec(args.key, args.path, args.workspace.resolve(), args.cache_dir, restore_keys)
+    return cache.CacheSpec(args.key, args.path, args.workspace.resolve(), args.cache_dir, restore_keys,
+                           shared=args.shared_store)
 
 
 def _warn(warnings: list[str]) -> None:
@@ -98,7 +116,7 @@ def _when(seconds: float) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    headers = sorted((h for _, h in Store(args.cache_dir).headers()), key=lambda h: -h.last_used)
+    headers = sorted((h for _, h in _store(args).headers()), key=lambda h: -h.last_used)
     print(f"{'last used':19}  {'created':19}  {'files':>7}  {'bytes':>12}  version       key")
     for h in headers:
         print(f"{_when(h.last_used)}  {_when(h.created)}  {h.files:>7}  {h.bytes:>12}  "
@@ -107,7 +125,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    store = Store(args.cache_dir)
+    store = _store(args)
     matches = [(p, h) for p, h in store.headers() if h.key == args.key]
     if not matches:
         print(f"error: no entry with key {args.key!r} in {args.cache_dir}", file=sys.stderr)
@@ -122,19 +140,20 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    report = Store(args.cache_dir).prune(max_bytes=parse_size(args.max_size, name="--max-size"),
+    report = _store(args).prune(max_bytes=parse_size(args.max_size, name="--max-size"),
                                          max_age=parse_duration(args.max_age, name="--max-age"),
                                          dry_run=args.dry_run)
     verb = "would evict" if args.dry_run else "evicted"
     for eviction in report.evicted:
         print(f"{verb} {eviction.key!r}: {eviction.reason}")
     print(f"{len(report.evicted)} entries {verb}; {report.blobs_removed} blobs removed, "
-          f"{report.bytes_freed} bytes freed")
+          f"{report.bytes_freed} bytes freed ({report.orphan_bytes} of them left by saves that died "
+          "or failed)")
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    report = Store(args.cache_dir).verify()
+    report = _store(args).verify()
     for problem in report.problems:
         print(f"problem: {problem}")
     print(f"{report.entries} entries, {report.blobs} blobs, {report.bytes} bytes checked; "
@@ -150,7 +169,7 @@ def key_prefix(key: str) -> str:
 
 def _stats(args: argparse.Namespace) -> int:
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"hit": 0, "partial": 0, "miss": 0})
-    for event in Store(args.cache_dir).events():
+    for event in _store(args).events():
         counts[key_prefix(event["key"])][event["outcome"]] += 1
     print(f"{'prefix':40}  {'lookups':>7}  {'hits':>5}  {'partial':>7}  {'misses':>6}  hit rate")
     for prefix, c in sorted(counts.items()):

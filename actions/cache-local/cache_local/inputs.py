@@ -22,6 +22,7 @@ def spec(*, with_restore_keys: bool) -> CacheSpec:
         workspace=runner.workspace(),
         cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
         restore_keys=runner.get_multiline_input("restore-keys") if with_restore_keys else (),
+        shared=runner.get_boolean_input("shared-store"),
     )
 
 

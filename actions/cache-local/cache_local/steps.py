@@ -66,7 +66,7 @@ def save(*, key: str | None = None) -> cache.SaveResult:
     """Save the paths under `key` (the main step's primary key, in post) and prune if over budget."""
     spec = inputs.spec(with_restore_keys=False)
     if key:
-        spec = cache.CacheSpec(key, spec.paths, spec.workspace, spec.cache_dir)
+        spec = cache.CacheSpec(key, spec.paths, spec.workspace, spec.cache_dir, shared=spec.shared)
     budget = inputs.budget()
     outcome = cache.save(spec, update=runner.get_boolean_input("update"))
     for warning in outcome.warnings:
@@ -77,11 +77,12 @@ def save(*, key: str | None = None) -> cache.SaveResult:
                               f"{_megabytes(outcome.bytes)} ({_megabytes(outcome.new_bytes)} new), "
                               f"{outcome.seconds:.2f}s\n")
     report, warnings = cache.enforce_budget(spec.cache_dir, max_bytes=budget.max_bytes,
-                                            max_age=budget.max_age)
+                                            max_age=budget.max_age, shared=spec.shared)
     for warning in warnings:
         runner.warning(warning)
-    if report and report.evicted:
-        runner.info(f"Pruned {len(report.evicted)} cache entries, freed {_megabytes(report.bytes_freed)}")
+    if report and (report.evicted or report.bytes_freed):
+        runner.info(f"Pruned {len(report.evicted)} cache entries, freed {_megabytes(report.bytes_freed)} "
+                    f"({_megabytes(report.orphan_bytes)} left by saves that died or failed)")
     return outcome
 
 

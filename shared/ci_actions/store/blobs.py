@@ -6,7 +6,11 @@ size is its content's size: a short one (a writer still at work, a kill, a power
 save's syncfs) is replaced by a whole copy renamed over it. Manifests are published only after the
 save's syncfs, so no entry ever names a short blob. Blobs are read-only (0444, or 0555 when
 executable), so a hardlinked restore that tries to edit a file in place gets EACCES instead of
-silently corrupting every entry that shares it.
+silently corrupting every entry that shares it; root ignores that mode, so every blob is also made
+with one known mtime (BLOB_MTIME_NS): a blob found with any other is re-hashed before a save adopts it.
+
+A blob that is not a regular file (a FIFO, a link) is damage: it is never opened in a way that could
+block or follow it, and reads as BlobCorrupt.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import fcntl
 import hashlib
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +33,10 @@ MISS_RUN = 64  # blob lookups that found nothing, in a row, before writing first
 PROBE_EVERY = 16
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 Placement = Literal["copy", "reflink", "hardlink"]  # what `auto` resolves to, once per restore
+# Every blob's mtime as made: npm's own fixed file time (1985-10-26 08:15 UTC), so a hardlinked file
+# looks as npm would have installed it. Any write to a blob moves its mtime off this.
+BLOB_MTIME_NS = 499_162_500 * 10**9
+READ_BLOB = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO must not block the open
 
 
 class BlobMissing(FileNotFoundError):
@@ -62,12 +71,13 @@ class Blobs:
         self._stored: dict[str, Stored] = {}  # blobs this process stored or found during held()
 
     def create_layout(self) -> None:
-        """The 256 shard directories, once, instead of a mkdir per blob. The last one is made last, so
-        when it exists they all do."""
+        """The 256 shard directories (in blobs/, which must exist), once, instead of a mkdir per blob.
+        The last one is made last, so when it exists they all do."""
         if os.path.isdir(f"{self._dir}/ff"):
             return
         for shard in range(256):
-            os.makedirs(f"{self._dir}/{shard:02x}", exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(f"{self._dir}/{shard:02x}", 0o755)  # never group-writable (see check_safe)
 
     def path(self, name: str) -> Path:
         return Path(self.location(name))
@@ -85,7 +95,7 @@ class Blobs:
         """Hold the blob directory open while a save or a restore works through many blobs: their
         names resolve relative to it (two path components, not a dozen), and forked workers inherit
         it. A save's bookkeeping (see _look_first, _stored) lasts as long."""
-        self._dir_fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
+        self._dir_fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         self._umask = current_umask()
         self._misses = self._puts = 0
         try:
@@ -95,23 +105,20 @@ class Blobs:
             self._dir_fd = None
             self._stored = {}
 
-    def put(self, source: str, mode: int, size: int) -> Stored:
-        """Store a file's content (`size` as lstat gave it); a whole blob that exists is left as it is."""
+    def put(self, fd: int, mode: int, size: int) -> Stored:
+        """Store the content of the open file `fd` (`size` as fstat gave it; the caller opened it, so
+        no path is resolved here); a whole, intact blob that exists is left as it is."""
         if self._dir_fd is None:
             raise RuntimeError("Blobs.put outside Blobs.held()")
-        fd = os.open(source, os.O_RDONLY)
-        try:
-            if size > SMALL_FILE:
-                return self._put_large(fd, mode)
-            data = _read_up_to(fd, size)
-        finally:
-            os.close(fd)
+        if size > SMALL_FILE:
+            return self._put_large(fd, mode)
+        data = _read_up_to(fd, size)
         digest = hashlib.sha256(data).hexdigest()
         name = blob_name(digest, mode)
         if known := self._stored.get(name):  # a copy within this save (LICENSE files): no syscall at all
             return known
         if self._look_first():
-            if existing := self._existing(name, digest, len(data)):
+            if existing := self._existing(name, digest, len(data), data):
                 return existing
             self._misses += 1
         return self._create(name, digest, mode, data)
@@ -146,9 +153,10 @@ class Blobs:
         try:
             fd = self._open_new(relative, mode, self._dir_fd)
         except FileExistsError:
-            return self._existing(name, digest, len(data)) or self._replace(name, digest, mode, data)
+            return self._existing(name, digest, len(data), data) or self._replace(name, digest, mode, data)
         try:
             _write_all(fd, data)
+            os.utime(fd, ns=(BLOB_MTIME_NS, BLOB_MTIME_NS))
             st = os.fstat(fd)
         except BaseException:
             with contextlib.suppress(OSError):  # a full disk: take back the short blob, if still ours
@@ -189,7 +197,8 @@ class Blobs:
 
     def _link_in(self, fd: int, tmp: str, name: str, digest: str, *, replace: bool = False) -> Stored:
         """Give a written temp file the blob's name: link() so that the first writer wins, or, over a
-        short blob, rename() (atomic, so a reader sees the short file or the whole one)."""
+        short or damaged blob, rename() (atomic, so a reader sees the old file or the whole one)."""
+        os.utime(fd, ns=(BLOB_MTIME_NS, BLOB_MTIME_NS))
         st = os.fstat(fd)
         relative = self._at(name)
         if not replace:
@@ -206,29 +215,68 @@ class Blobs:
         self._stored[name] = Stored(digest, st.st_size, 0, st.st_mtime_ns)  # the next copy adds no bytes
         return Stored(digest, st.st_size, st.st_size, st.st_mtime_ns)
 
-    def _existing(self, name: str, digest: str, size: int) -> Stored | None:
-        """The blob, if this process already has it or it exists whole. One of another size is short
-        (a crash, a power cut, a writer still at work) and is not taken: the content is stored again
-        over it. Any blob found on disk ends a run of misses (see _look_first)."""
+    def _existing(self, name: str, digest: str, size: int, data: bytes | None = None) -> Stored | None:
+        """The blob, if this process already has it or it exists whole and intact. One of another size
+        is short (a crash, a power cut, a writer still at work), and one that is not a regular file is
+        damage: neither is taken, and the content is stored again over it. One of the right size but
+        not the mtime blobs are made with was written to since (or made before blobs had one): it is
+        compared with the content (`data`, or re-hashed) and taken only if it still matches. Any
+        blob found on disk ends a run of misses (see _look_first)."""
         if known := self._stored.get(name):
             return known
         try:
-            st = os.stat(self._at(name), dir_fd=self._dir_fd)
+            st = os.stat(self._at(name), dir_fd=self._dir_fd, follow_symlinks=False)
         except FileNotFoundError:
             return None
         self._misses = 0
-        if st.st_size != size:
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
             return None
+        if st.st_mtime_ns != BLOB_MTIME_NS:
+            st = self._intact(name, digest, data)
+            if st is None:
+                return None
         found = self._stored[name] = Stored(digest, size, 0, st.st_mtime_ns)
         return found
 
-    def quick_check(self, name: str, size: int, mtime_ns: int) -> None:
-        """Stat a blob: unchanged size and mtime mean no write touched it since it was saved. Anything
-        else is settled by re-hashing it (a `touch` is harmless, a flipped byte is not)."""
+    def _intact(self, name: str, digest: str, data: bytes | None) -> os.stat_result | None:
+        """Read a blob whose mtime moved: its stat if its bytes are still `data` (or hash to digest)."""
         try:
-            st = os.stat(self._at(name), dir_fd=self._dir_fd)
+            fd, st = self._open_blob(name)
+        except (BlobMissing, BlobCorrupt):
+            return None
+        try:
+            same = _read_up_to(fd, len(data) + 1) == data if data is not None else _hash_fd(fd)[0] == digest
+        finally:
+            os.close(fd)
+        return st if same else None
+
+    def _open_blob(self, name: str) -> tuple[int, os.stat_result]:
+        """Open a blob for reading without following a link or blocking on a FIFO; anything but a
+        regular file is BlobCorrupt."""
+        try:
+            fd = os.open(self._at(name), READ_BLOB, dir_fd=self._dir_fd)
         except FileNotFoundError as exc:
             raise BlobMissing(name) from exc
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENXIO):  # a symlink, a socket
+                raise BlobCorrupt(name) from exc
+            raise
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise BlobCorrupt(name)
+        return fd, st
+
+    def quick_check(self, name: str, size: int, mtime_ns: int) -> None:
+        """Stat a blob: a regular file of unchanged size and mtime was not written since it was saved.
+        A size or mtime that moved is settled by re-hashing it (a `touch` is harmless, a flipped byte is
+        not); anything but a regular file is damage (and is not linked into a workspace)."""
+        try:
+            st = os.stat(self._at(name), dir_fd=self._dir_fd, follow_symlinks=False)
+        except FileNotFoundError as exc:
+            raise BlobMissing(name) from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise BlobCorrupt(name)
         if st.st_size != size or st.st_mtime_ns != mtime_ns:
             self.check(name)
 
@@ -238,24 +286,24 @@ class Blobs:
 
     def check(self, name: str) -> int:
         """Re-hash a blob; returns its size or raises BlobMissing / BlobCorrupt."""
-        hasher = hashlib.sha256()
-        size = 0
         try:
-            with self.path(name).open("rb") as handle:
-                while chunk := handle.read(CHUNK):
-                    hasher.update(chunk)
-                    size += len(chunk)
+            if not stat.S_ISREG(os.stat(self._at(name), dir_fd=self._dir_fd, follow_symlinks=False).st_mode):
+                raise BlobCorrupt(name)  # not even opened: a device's open can act
         except FileNotFoundError as exc:
             raise BlobMissing(name) from exc
-        if hasher.hexdigest() != name.rstrip("x"):
+        fd, _ = self._open_blob(name)
+        try:
+            digest, size = _hash_fd(fd)
+        finally:
+            os.close(fd)
+        if digest != name.rstrip("x"):
             raise BlobCorrupt(name)
         return size
 
     def remove(self, name: str) -> int:
-        path = self.path(name)
         try:
-            size = path.stat().st_size
-            path.unlink()
+            size = os.stat(self._at(name), dir_fd=self._dir_fd, follow_symlinks=False).st_size
+            os.unlink(self._at(name), dir_fd=self._dir_fd)
             return size
         except FileNotFoundError:
             return 0
@@ -264,7 +312,7 @@ class Blobs:
              dest_dir_fd: int | None = None) -> None:
         """Put a blob's content at dest (relative to dest_dir_fd, if given; replacing what is there)
         with the recorded mode and mtime: a reflink (shared blocks) or a kernel-side copy."""
-        src_fd = os.open(self._at(name), os.O_RDONLY, dir_fd=self._dir_fd)
+        src_fd, src = self._open_blob(name)
         create = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
             try:
@@ -276,7 +324,7 @@ class Blobs:
                 if reflink:
                     fcntl.ioctl(dst_fd, FICLONE, src_fd)
                 else:
-                    _copy(src_fd, dst_fd)
+                    _copy(src_fd, dst_fd, src.st_size)
                 os.fchmod(dst_fd, mode & 0o7777)
                 os.utime(dst_fd, ns=(mtime_ns, mtime_ns))
             finally:
@@ -304,6 +352,15 @@ def _read_up_to(fd: int, size: int) -> bytes:
     return b"".join(parts)
 
 
+def _hash_fd(fd: int) -> tuple[str, int]:
+    hasher = hashlib.sha256()
+    size = 0
+    while chunk := os.read(fd, CHUNK):
+        hasher.update(chunk)
+        size += len(chunk)
+    return hasher.hexdigest(), size
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -311,24 +368,33 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def reflink_works(source: Path, dest_dir: Path) -> bool:
-    """Probe once whether dest_dir's filesystem can clone source's blocks (btrfs, XFS, bcachefs)."""
+    """Probe once whether dest_dir's filesystem can clone source's blocks (btrfs, XFS, bcachefs). A
+    sample blob that is gone or damaged says no: the restore's own check then finds the damage."""
     probe = dest_dir / f".ci-actions-reflink-probe-{secrets.token_hex(4)}"
     try:
-        with source.open("rb") as src, probe.open("xb") as dst:
-            fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+        src = os.open(source, READ_BLOB)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO):
+            return False
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(src).st_mode):
+            return False
+        with probe.open("xb") as dst:
+            fcntl.ioctl(dst.fileno(), FICLONE, src)
         return True
     except OSError as exc:
         if exc.errno in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS):
             return False
         raise
     finally:
+        os.close(src)
         probe.unlink(missing_ok=True)
 
 
-def _copy(src_fd: int, dst_fd: int) -> None:
+def _copy(src_fd: int, dst_fd: int, size: int) -> None:
     """In-kernel copy: copy_file_range on one filesystem, sendfile where that is refused (across
     filesystems on most kernels, e.g. a store on another disk than the workspace)."""
-    size = os.fstat(src_fd).st_size
     try:
         copied = 0
         while copied < size and (step := os.copy_file_range(src_fd, dst_fd, size - copied)):

@@ -11,12 +11,18 @@ Layout under the store root (see docs/store-format.md)::
 Publishing is link-then-done: blobs first (fsynced with one syncfs), the manifest last, so an entry is
 either whole or absent whatever kills the process. ``link()`` refuses an existing name, which makes the
 first writer of a key the winner without any lock.
+
+What is read back may have been written by someone else: manifests are opened without following a
+link, saves read the workspace through directory fds that no link can redirect, and a store that other
+users can write to is refused unless the caller accepts it (`shared`), as ssh's StrictModes does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -25,7 +31,7 @@ import select
 import shutil
 import stat
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,18 +40,27 @@ from typing import NamedTuple
 import filelock
 
 from ci_actions.atomic import fsync_dir
+from ci_actions.beneath import open_beneath
 from ci_actions.store import manifest as mf
 from ci_actions.store.blobs import BlobMissing, Blobs, Placement, blob_name, reflink_works
 from ci_actions.store.eviction import EntryUse, Eviction, plan_eviction
 from ci_actions.store.keys import Candidate, choose
 from ci_actions.store.manifest import Header, Manifest, ManifestError, Record
 from ci_actions.store.placement import build, move_in, new_staging
-from ci_actions.store.slices import WORKERS, die_with_parent, in_slices
+from ci_actions.store.slices import WORKERS, WorkerFailed, die_with_parent, in_slices, kill, reap
 
 LINK_MODES = ("auto", "copy", "hardlink")  # see docs/store-format.md, "Restore placement"
 LOCK_TIMEOUT = 120.0  # saves and restores wait this long for a prune to finish
 PRUNE_WAIT = 10.0  # a prune gives way sooner: the next save will try again
 FLUSH_EVERY = 0.1  # seconds between background syncfs() calls while a save writes blobs
+FLUSH_EXIT = 600.0  # seconds the flusher may take to finish its last syncfs once the save is done
+STORE_DIR_MODE = 0o755  # whatever the umask: a group-writable store would be refused as unsafe
+SAVING = "save-"  # tmp/save-<token>: a save at work (flock held) or one that died (lock free)
+READ = os.O_RDONLY | os.O_NONBLOCK  # with open_beneath: no link followed, no FIFO blocks the open
+
+
+class UnsafeStore(PermissionError):
+    """The store, or a directory above it, can be written by other users: they could poison it."""
 
 
 class EntryBroken(Exception):
@@ -86,50 +101,112 @@ def _entry_name(key: str) -> str:
 
 def _syncfs(path: Path) -> None:
     """Flush the store's filesystem once, instead of one fsync per blob."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:
-            os.sync()
+        _syncfs_fd(fd)
     finally:
         os.close(fd)
+
+
+def _syncfs_fd(fd: int) -> None:
+    if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:
+        os.sync()
 
 
 @contextlib.contextmanager
 def _flushing(path: Path, every: float = FLUSH_EVERY) -> Iterator[None]:
     """syncfs() over and over, in a forked process, while blobs are being written: the disk works
     while the CPUs read and hash, and the syncfs that makes the save durable only waits for the tail.
-    A process rather than a thread, so that the workers forked meanwhile fork a single-threaded parent."""
+    A process rather than a thread, so that the workers forked meanwhile fork a single-threaded parent.
+
+    The flusher closes every descriptor it inherited but its own two at once: one it kept (another
+    save's pipe, in a process that saves on two threads) would keep that save's flusher waiting."""
+    root = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     read_end, write_end = os.pipe()
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         try:
-            os.close(write_end)
+            low, high = sorted((root, read_end))
+            os.closerange(0, low)
+            os.closerange(low + 1, high)
+            os.closerange(high + 1, os.sysconf("SC_OPEN_MAX"))
             die_with_parent(parent)
             while not select.select([read_end], [], [], every)[0]:  # until the parent closes the pipe
-                _syncfs(path)
+                _syncfs_fd(root)
         finally:
             os._exit(0)
     os.close(read_end)
+    os.close(root)
     try:
         yield
     finally:
         os.close(write_end)
-        os.waitpid(pid, 0)
+        if reap(pid, time.monotonic() + FLUSH_EXIT) is None:
+            kill(pid)
+            raise WorkerFailed(f"the store's flusher did not finish within {FLUSH_EXIT:.0f} s; killed it")
+
+
+def _judge(path: Path, st: os.stat_result, *, ancestor: bool) -> str | None:
+    """What makes a directory unsafe to trust, if anything (ssh's StrictModes rules)."""
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory (a link or a file where the store keeps a directory)"
+    if st.st_uid not in (os.geteuid(), 0):
+        return f"is owned by another user (uid {st.st_uid})"
+    if st.st_mode & 0o022 and not (ancestor and st.st_mode & stat.S_ISVTX):
+        who = "others" if st.st_mode & 0o002 else "its group"
+        return f"is writable by {who} (mode {st.st_mode & 0o7777:o})"
+    return None
+
+
+def check_safe(root: Path) -> None:
+    """Raise UnsafeStore when another user could write into the store: through the root, a directory
+    it holds (blobs/, each shard, entries/, each version, tmp/), or an ancestor (a sticky one, such as
+    /tmp, is fine there: others cannot rename what is ours). A few hundred stats, once per Store."""
+    real = Path(os.path.realpath(root))
+    found: list[tuple[Path, os.stat_result, bool]] = []
+    for ancestor in reversed(real.parents):
+        found.append((ancestor, os.stat(ancestor), True))
+    with contextlib.suppress(FileNotFoundError):
+        found.append((real, os.stat(real, follow_symlinks=False), False))
+        for sub in ("blobs", "entries", "tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(real / sub, follow_symlinks=False)
+                found.append((real / sub, st, False))
+                if sub != "tmp" and stat.S_ISDIR(st.st_mode):
+                    with os.scandir(real / sub) as entries:
+                        found += [(Path(e.path), e.stat(follow_symlinks=False), False) for e in entries]
+    for path, st, ancestor in found:
+        if problem := _judge(path, st, ancestor=ancestor):
+            raise UnsafeStore(
+                f"cache store {root} is not safe to use: {path} {problem}, so another user could poison "
+                f"the cache. Make it yours and not group/world-writable (chown, chmod go-w), or set "
+                f"shared-store: true to accept a store other users can write to.")
 
 
 class Store:
-    def __init__(self, root: Path) -> None:
+    """`shared`: accept a store that other users can write to (they can poison it); otherwise such a
+    store raises UnsafeStore on first use."""
+
+    def __init__(self, root: Path, *, shared: bool = False) -> None:
         self.root = root
+        self.shared = shared
         self.blobs = Blobs(root)
         self.entries_dir = root / "entries"
         self.tmp = root / "tmp"
+        self._checked = shared
 
     # -- layout ---------------------------------------------------------------------------------
 
+    def _check(self) -> None:
+        if not self._checked:
+            check_safe(self.root)
+            self._checked = True
+
     def _init(self) -> None:
-        for directory in (self.entries_dir, self.tmp):
-            directory.mkdir(parents=True, exist_ok=True)
+        self._check()
+        for directory in (self.entries_dir, self.tmp, self.blobs.dir):
+            _make_dirs(directory)
         self.blobs.create_layout()
 
     def _gc_lock(self, timeout: float = LOCK_TIMEOUT) -> filelock.ReadWriteLock:
@@ -141,14 +218,32 @@ class Store:
     def _manifest_paths(self) -> Iterable[Path]:
         return self.entries_dir.glob("*/*.json") if self.entries_dir.exists() else ()
 
+    def _read(self, path: Path, *, first_line: bool = False) -> bytes:
+        """A store file's bytes (or its first line), opened beneath the root without following any
+        link and without blocking on a FIFO: what is not a regular file is a ManifestError."""
+        self._check()
+        root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fd = open_beneath(root, str(path.relative_to(self.root)), READ)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENXIO):
+                raise ManifestError(f"{path.name} is a link or a socket, not a file") from exc
+            raise
+        finally:
+            os.close(root)
+        with open(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ManifestError(f"{path.name} is not a regular file")
+            return handle.readline() if first_line else handle.read()
+
     def headers(self, version: str | None = None) -> list[tuple[Path, Header]]:
         """Every readable entry header (of one version, if given); unreadable ones are skipped."""
+        self._check()
         found = []
         paths = (self.entries_dir / version[:16]).glob("*.json") if version else self._manifest_paths()
         for path in paths:
             try:
-                with path.open("rb") as handle:
-                    header = mf.parse_header(handle.readline())
+                header = mf.parse_header(self._read(path, first_line=True))
             except (OSError, ManifestError):
                 continue
             if version is None or header.version == version:
@@ -171,7 +266,7 @@ class Store:
     def load(self, version: str, key: str) -> Manifest:
         path = self.entry_path(version, key)
         try:
-            return mf.loads(path.read_bytes())
+            return mf.loads(self._read(path))
         except ManifestError as exc:
             self._drop(path)
             raise EntryBroken(f"cache entry {key!r} has a damaged manifest ({exc}); dropped it") from exc
@@ -180,6 +275,7 @@ class Store:
         """Build the entry's tree in a staging directory, checking each blob as it goes, and move it
         into the workspace only if every blob passed (see placement.py)."""
         started = time.monotonic()
+        self._check()
         with self._gc_lock().read_lock():
             manifest = self.load(header.version, header.key)
             staging = new_staging(str(workspace))
@@ -210,12 +306,21 @@ class Store:
     def _stamp_last_used(self, version: str, key: str) -> None:
         """Overwrite the fixed-width last_used field in place: no rewrite, so no race with a save."""
         stamp = mf.format_time(time.time()).encode()
-        with contextlib.suppress(FileNotFoundError):
-            fd = os.open(self.entry_path(version, key), os.O_WRONLY)
-            try:
+        root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fd = open_beneath(root, str(self.entry_path(version, key).relative_to(self.root)),
+                              os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:  # gone (evicted, replaced), or now a link or a FIFO: not ours to stamp
+            if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO):
+                return
+            raise
+        finally:
+            os.close(root)
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
                 os.pwrite(fd, stamp, len(mf.LAST_USED_PREFIX))
-            finally:
-                os.close(fd)
+        finally:
+            os.close(fd)
 
     def _placement(self, link_mode: str, manifest: Manifest, dest_dir: Path) -> Placement:
         if link_mode in ("copy", "hardlink"):
@@ -233,12 +338,13 @@ class Store:
         of a key wins unless `update`."""
         started = time.monotonic()
         final = self.entry_path(version, key)
-        if final.exists() and not update:
+        self._check()
+        if os.path.lexists(final) and not update:
             return SaveResult(False, f"Cache entry {key!r} already exists; keys are immutable, so it was "
                                      "not saved again (set update: true to replace it).")
         self._init()
-        final.parent.mkdir(parents=True, exist_ok=True)
-        with self._gc_lock().read_lock():
+        _make_dirs(final.parent)
+        with self._gc_lock().read_lock(), self._saving() as done:
             with self.blobs.held(), _flushing(self.root):
                 stored = self._store_tree(workspace, matched)
             now = time.time()
@@ -252,41 +358,104 @@ class Store:
                 published = self._publish(staged, final, update)
             finally:
                 staged.unlink(missing_ok=True)
+            if published:
+                done()
         if not published:
             return SaveResult(False, f"Another job saved cache entry {key!r} first; kept theirs.")
         return SaveResult(True, f"Cache saved with key: {key}", header.files, header.bytes, stored.new_bytes,
                           time.monotonic() - started)
 
+    @contextlib.contextmanager
+    def _saving(self) -> Iterator[Callable[[], None]]:
+        """A marker in tmp/, flock'ed while this save runs and removed when it publishes (call the
+        function given). One whose lock is free is a save that died or failed, whose blobs may be
+        orphans: enforce_budget sees it (failed_saves) and prunes, which reclaims them. It is made
+        under another name and renamed once locked, so no one sees it unlocked while it lives."""
+        token = secrets.token_hex(8)
+        fd = os.open(self.tmp / f"new-{token}", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o644)
+        marker = self.tmp / f"{SAVING}{token}"
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(self.tmp / f"new-{token}", marker)
+            yield lambda: marker.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+    def failed_saves(self) -> int:
+        """Markers of saves that died or failed (their lock is free): their blobs may be orphans."""
+        self._check()
+        failed = 0
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.tmp) as entries:
+            for entry in entries:
+                if not entry.name.startswith(SAVING):
+                    continue
+                try:
+                    fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+                except OSError:
+                    continue  # gone (published, pruned) or not a marker of ours
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    failed += 1
+                except BlockingIOError:
+                    pass  # a save at work
+                finally:
+                    os.close(fd)
+        return failed
+
     def _store_tree(self, workspace: Path, matched: Sequence[str]) -> StoredTree:
         """Store the matched paths' files as blobs and make their manifest lines, on forked workers,
         each taking a contiguous slice so that the lines come out in the order of the paths. A worker
         sends back one string for its slice, which is cheaper to pass through a pipe than a record per
-        file."""
-        root = str(workspace)
+        file.
+
+        Every path is read relative to its parent directory's fd, opened beneath the workspace without
+        following any link (the last one is kept: paths come in walk order), and a file is opened
+        O_NOFOLLOW and must be the inode lstat saw: a link swapped in after the walk is never
+        followed, and the save fails instead (a tree changing under a save is no snapshot anyway)."""
         put = self.blobs.put
+        top = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
         def store_slice(part: list[str]) -> list[StoredTree]:
             lines, files, size, new_bytes = [], 0, 0, 0
-            with mf.paused_gc():  # tens of thousands of tuples, none of them in a cycle
-                for relative in part:
-                    path = f"{root}/{relative}"
-                    st = os.lstat(path)
-                    mode = st.st_mode
-                    if stat.S_ISREG(mode):
-                        blob = put(path, mode, st.st_size)
-                        record = Record("file", relative, mode & 0o7777, blob.size, blob.digest,
-                                        st.st_mtime_ns, "", blob.blob_mtime_ns)
-                        files, size, new_bytes = files + 1, size + blob.size, new_bytes + blob.new_bytes
-                    elif stat.S_ISDIR(mode):
-                        record = Record("dir", relative, mode & 0o7777)
-                    elif stat.S_ISLNK(mode):
-                        record = Record("symlink", relative, target=os.readlink(path))
-                    else:
-                        continue  # a socket, FIFO or device: nothing a cache can hold
-                    lines.append(record.to_line())
+            head, parent = None, -1
+            try:
+                with mf.paused_gc():  # tens of thousands of tuples, none of them in a cycle
+                    for relative in part:
+                        directory, _, name = relative.rpartition("/")
+                        if directory != head:
+                            if parent >= 0:
+                                os.close(parent)
+                                parent = -1
+                            parent = _open_parent(top, directory, relative)
+                            head = directory
+                        st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+                        mode = st.st_mode
+                        if stat.S_ISREG(mode):
+                            fd = _open_same(parent, name, st, relative)
+                            try:
+                                blob = put(fd, mode, st.st_size)
+                            finally:
+                                os.close(fd)
+                            record = Record("file", relative, mode & 0o7777, blob.size, blob.digest,
+                                            st.st_mtime_ns, "", blob.blob_mtime_ns)
+                            files, size, new_bytes = files + 1, size + blob.size, new_bytes + blob.new_bytes
+                        elif stat.S_ISDIR(mode):
+                            record = Record("dir", relative, mode & 0o7777)
+                        elif stat.S_ISLNK(mode):
+                            record = Record("symlink", relative, target=os.readlink(name, dir_fd=parent))
+                        else:
+                            continue  # a socket, FIFO or device: nothing a cache can hold
+                        lines.append(record.to_line())
+            finally:
+                if parent >= 0:
+                    os.close(parent)
             return [StoredTree("".join(lines), files, size, new_bytes)]
 
-        slices = in_slices(list(matched), store_slice)
+        try:
+            slices = in_slices(list(matched), store_slice)
+        finally:
+            os.close(top)
         return StoredTree("".join(s.lines for s in slices), sum(s.files for s in slices),
                           sum(s.bytes for s in slices), sum(s.new_bytes for s in slices))
 
@@ -312,21 +481,24 @@ class Store:
 
     def record_lookup(self, primary: str, matched: str | None, exact: bool) -> None:
         """Append one line per lookup (O_APPEND keeps concurrent lines whole) for `stats`."""
-        self.root.mkdir(parents=True, exist_ok=True)  # not _init: no blob shards on a lookup
+        self._check()
+        _make_dirs(self.root)  # not _init: no blob shards on a lookup
         outcome = "hit" if exact else ("partial" if matched else "miss")
         line = json.dumps({"time": time.time(), "key": primary, "matched": matched, "outcome": outcome})
-        fd = os.open(self.root / "events.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        append = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(self.root / "events.jsonl", append, 0o644)
         try:
             os.write(fd, (line + "\n").encode())
         finally:
             os.close(fd)
 
     def events(self) -> list[dict]:
-        path = self.root / "events.jsonl"
-        if not path.exists():
+        try:
+            text = self._read(self.root / "events.jsonl").decode(errors="replace")
+        except FileNotFoundError:
             return []
         events = []
-        for line in path.read_text().splitlines():
+        for line in text.splitlines():
             with contextlib.suppress(ValueError):
                 events.append(json.loads(line))
         return events
@@ -336,7 +508,7 @@ class Store:
         good, bad = [], []
         for path in self._manifest_paths():
             try:
-                good.append((path, mf.loads(path.read_bytes())))
+                good.append((path, mf.loads(self._read(path))))
             except (OSError, ManifestError) as exc:
                 bad.append((path, str(exc)))
         return good, bad
@@ -368,8 +540,11 @@ class Store:
     def prune(self, *, max_bytes: int, max_age: float, dry_run: bool = False) -> PruneReport:
         """Evict by age and size (see eviction.py), then delete blobs no entry names and stale tmp files.
 
-        Holds the store's write lock, so no save is between writing its blobs and its manifest.
+        Holds the store's write lock, so no save is between writing its blobs and its manifest: every
+        blob no entry names then is an orphan of a save that died or failed, and everything in tmp/
+        (staged files, markers of such saves) is stale.
         """
+        self._check()
         if not self.entries_dir.exists():
             return PruneReport([], 0, 0)
         with self._gc_lock(PRUNE_WAIT).write_lock():
@@ -387,14 +562,18 @@ class Store:
                 self._drop(Path(eviction.entry))
             evicted = {e.entry for e in plan}
             keep = set().union(*(u.blobs for u in uses if u.entry not in evicted))
-            removed = freed = 0
-            for blob in self.blobs.dir.glob("*/*"):
-                if blob.name not in keep:
-                    freed += self.blobs.remove(blob.name)
+            removed = freed = orphaned = 0
+            for shard in sorted(os.listdir(self.blobs.dir)) if self.blobs.dir.exists() else ():
+                with os.scandir(self.blobs.dir / shard) as blobs:
+                    unnamed = [blob.name for blob in blobs if blob.name not in keep]
+                for name in unnamed:
+                    size = self.blobs.remove(name)
+                    freed += size
                     removed += 1
+                    orphaned += size if name not in sizes else 0
             for leftover in self.tmp.glob("*"):
                 leftover.unlink(missing_ok=True)
-        return PruneReport(plan, removed, freed)
+        return PruneReport(plan, removed, freed, orphaned)
 
 
 @dataclass(frozen=True)
@@ -410,4 +589,44 @@ class PruneReport:
     evicted: list[Eviction]
     blobs_removed: int
     bytes_freed: int
+    orphan_bytes: int = 0  # of bytes_freed: blobs no entry named, left by saves that died or failed
+
+
+def _make_dirs(path: Path) -> None:
+    """mkdir -p with the store's own mode at every level it creates (the umask could leave one
+    group-writable, which check_safe would then refuse)."""
+    if path.is_dir():
+        return
+    _make_dirs(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, STORE_DIR_MODE)
+        os.chmod(path, STORE_DIR_MODE)
+
+
+def _open_parent(top: int, directory: str, relative: str) -> int:
+    """The directory fd a save reads `relative` through, opened beneath the workspace."""
+    try:
+        return open_beneath(top, directory)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise OSError(f"{relative}: a link or a file is now where the walk saw a directory; "
+                          "the tree changed during the save, so nothing was saved") from exc
+        raise
+
+
+def _open_same(parent: int, name: str, seen: os.stat_result, relative: str) -> int:
+    """Open the file lstat saw, and only it: no link followed, no FIFO waited on, the same inode."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENXIO):
+            raise
+        fd = -1
+    if fd >= 0:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and (st.st_ino, st.st_dev) == (seen.st_ino, seen.st_dev):
+            return fd
+        os.close(fd)
+    raise OSError(f"{relative} was replaced (by a link or another file) while it was being saved; "
+                  "the tree changed during the save, so nothing was saved")
 
