@@ -12,19 +12,27 @@ import contextlib
 import gc
 import hashlib
 import json
+import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Literal, NamedTuple
 
 from ci_actions.store.keys import FORMAT
+from ci_actions.tar_scan import resolve
 
 LAST_USED_PREFIX = b'{"last_used": "'
 LAST_USED_WIDTH = 17  # "1764350000.123456": seconds and microseconds, fixed width
+_INT64 = 1 << 63  # sizes and times beyond it are refused by the syscalls that would get them
+_is_digest = re.compile("[0-9a-f]{64}").fullmatch
+# Searched in "/" + path + "/": an empty, "." or ".." component, a leading or trailing slash, a NUL.
+_bad_path = re.compile(r"//|/\.\.?/|\x00").search
 
 
 class ManifestError(ValueError):
-    """A manifest that cannot be trusted: truncated, altered or from another format."""
+    """A manifest that cannot be trusted: truncated, altered, from another format, or naming
+    something a restore must never do (a path or link leaving the workspace, a file below a link)."""
 
 
 def format_time(seconds: float) -> str:
@@ -61,16 +69,48 @@ class Record(NamedTuple):
 
     @classmethod
     def from_row(cls, row: list) -> Record:
-        tag = row[0]
-        if tag == "f" and len(row) == 7:  # most rows: built as a bare tuple, twice as fast as cls(...)
-            return _new_tuple(cls, ("file", row[1], row[2], row[3], row[4], row[5], "", row[6]))
-        if tag == "d":
-            _, path, mode = row
-            return cls("dir", path, mode)
-        if tag == "l":
-            _, path, target = row
-            return cls("symlink", path, target=target)
-        raise ManifestError(f"unknown record {row[:2]!r}")
+        """A record from its JSON row, every field checked: whoever could write the store wrote it.
+        Modes lose their setuid, setgid and sticky bits here, so no consumer can restore them."""
+        if type(row) is list and len(row) == 7 and row[0] == "f":  # most rows: the fewest checks that do
+            _, path, mode, size, digest, mtime_ns, blob_mtime_ns = row
+            if (type(path) is str and not _bad_path(f"/{path}/")
+                    and type(digest) is str and _is_digest(digest)
+                    and type(mode) is int and type(size) is int and 0 <= size < _INT64
+                    and type(mtime_ns) is int and -_INT64 <= mtime_ns < _INT64
+                    and type(blob_mtime_ns) is int):
+                # A bare tuple, twice as fast as cls(...).
+                return _new_tuple(cls, ("file", path, mode & 0o777, size, digest, mtime_ns, "",
+                                        blob_mtime_ns))
+        elif type(row) is list and len(row) == 3 and type(row[1]) is str and not _bad_path(f"/{row[1]}/"):
+            tag, path, third = row
+            if tag == "d" and type(third) is int:
+                return cls("dir", path, third & 0o777)
+            if tag == "l" and type(third) is str and third and "\x00" not in third:
+                return cls("symlink", path, target=third)
+        raise ManifestError(_fault(row))
+
+
+def _fault(row: object) -> str:
+    """What is wrong with a row from_row refused (only ever called for one: the warning names it)."""
+    shown = f"{row!r:.200}"
+    if type(row) is not list or not row or row[0] not in ("f", "d", "l") or len(row) != _ROW_LENGTH[row[0]]:
+        return f"unknown record {shown}"
+    path = row[1]
+    if type(path) is not str or not path or "\x00" in path:
+        return f"record path is not a name: {shown}"
+    if _bad_path(f"/{path}/"):
+        parts = path.split("/")
+        if path.startswith("/") or ".." in parts:
+            return f"record {path!r} points outside the workspace"
+        return f"record path {path!r} is not in normal form (an empty or '.' component)"
+    if row[0] == "f" and not (type(row[4]) is str and _is_digest(row[4])):
+        return f"record {path!r} has digest {row[4]!r:.80}, not 64 lowercase hex characters"
+    if row[0] == "l":
+        return f"symlink {path!r} has target {row[2]!r:.80}, not a non-empty string without NUL"
+    return f"record {path!r} has a field of the wrong type or out of range: {shown}"
+
+
+_ROW_LENGTH = {"f": 7, "d": 3, "l": 3}
 
 
 @dataclass
@@ -114,15 +154,34 @@ def dumps(header: Header, lines: str) -> bytes:
     return _header_line(header) + body
 
 
+# Each header field and the types it may have (`type(x) is`, so a JSON true is not taken for an int).
+_HEADER_FIELDS: dict[str, tuple[type, ...]] = {
+    "last_used": (str,), "key": (str,), "version": (str,), "paths": (list,), "created": (int, float),
+    "files": (int,), "bytes": (int,), "records": (int,), "records_sha256": (str,), "format": (str,)}
+
+
 def parse_header(line: bytes) -> Header:
+    """The header, every field checked: lookup, listing and eviction read headers alone, and a
+    wrong-typed field must make a damaged entry there, not a TypeError that blocks prune for good."""
     try:
         data = json.loads(line)
-        if data.get("format") != FORMAT:
-            raise ManifestError(f"format {data.get('format')!r}, expected {FORMAT!r}")
+        if type(data) is not dict or data.get("format") != FORMAT:
+            raise ManifestError(f"format {data.get('format') if type(data) is dict else None!r}, "
+                                f"expected {FORMAT!r}")
+        if set(data) != set(_HEADER_FIELDS):
+            raise ManifestError(f"header fields {sorted(data)}, expected {sorted(_HEADER_FIELDS)}")
+        if wrong := [name for name, types in _HEADER_FIELDS.items() if type(data[name]) not in types]:
+            raise ManifestError(f"header field(s) of the wrong type: {', '.join(wrong)}")
         data["last_used"] = float(data["last_used"])
-        return Header(**data)
-    except (ValueError, TypeError, KeyError) as exc:
+    except ValueError as exc:  # ManifestError included
         raise ManifestError(f"unreadable header: {exc}") from exc
+    if (not all(type(path) is str for path in data["paths"])
+            or not (math.isfinite(data["created"]) and math.isfinite(data["last_used"]))
+            or min(data["files"], data["bytes"], data["records"]) < 0
+            or not (_is_digest(data["version"]) and _is_digest(data["records_sha256"]))):
+        raise ManifestError("unreadable header: a path that is not a string, a time that is not finite, "
+                            "a negative count or a digest that is not 64 lowercase hex characters")
+    return Header(**data)
 
 
 @contextlib.contextmanager
@@ -154,12 +213,33 @@ def loads(data: bytes) -> Manifest:
         raise ManifestError(f"unreadable record: {exc}") from exc
     if len(records) != header.records:
         raise ManifestError(f"{len(records)} records, header says {header.records}")
-    if outside := next((r.path for r in records if _escapes(r.path)), None):
-        raise ManifestError(f"record {outside!r} points outside the workspace")
+    _check_tree(records)
     return Manifest(header, records)
 
 
-def _escapes(path: str) -> bool:
-    """A record path that is absolute or climbs out with `..`: restores place files relative to a
-    directory's fd, where such a path would land outside it. (The cheap test first: most have no dot.)"""
-    return path.startswith("/") or (".." in path and ".." in path.split("/"))
+def _check_tree(records: list[Record]) -> None:
+    """Refuse a tree that a restore could not build without writing through a link or out of the
+    workspace: a path recorded twice, a record below a symlink (or a file) record, a symlink whose
+    target leaves the workspace. One dict of the paths; a record's parent is almost always a directory
+    record, so the common case is one lookup per record."""
+    kinds = {record.path: record.kind for record in records}
+    if len(kinds) != len(records):
+        seen: set[str] = set()
+        twice = next(r.path for r in records if r.path in seen or seen.add(r.path))  # type: ignore[func-returns-value]
+        raise ManifestError(f"record {twice!r} appears twice")
+    for path in kinds:
+        parent = path.rpartition("/")[0]
+        while parent:  # up to the nearest directory record (checked in its own turn), or the top
+            kind = kinds.get(parent)
+            if kind == "dir":
+                break
+            if kind is not None:
+                raise ManifestError(f"record {path!r} lies below the {kind} record {parent!r}: a restore "
+                                    "would write through it")
+            parent = parent.rpartition("/")[0]
+    # Resolved as the kernel would, through the entry's own links: `b -> a/..` is harmless alone but
+    # escapes once `a -> .` is in the entry too. Paths it does not hold are taken as directories.
+    links = {record.path: record.target for record in records if record.kind == "symlink"}
+    for path, target in links.items():
+        if resolve(links, path.split("/")[:-1], target) is None:
+            raise ManifestError(f"symlink {path!r} -> {target!r} points outside the workspace")
