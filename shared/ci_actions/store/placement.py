@@ -6,16 +6,25 @@ blob has passed does anything move into the workspace, by rename. So a damaged e
 workspace as it was, a killed restore leaves a hidden staging directory (removed by the next restore)
 and never a half-populated node_modules, and the check costs no pass of its own: this is the restore's
 hot path, and a hardlink restore must take a fifth of `tar -x`'s time.
+
+The manifest was checked as it was parsed (manifest.py): no record lies below a symlink record, so
+nothing is written through a link while the tree is built. Moving in (move_in) is planned, then done
+with an undo journal, relative to directory fds that no link can redirect.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import os
 import re
 import secrets
 import shutil
+import stat
+from collections.abc import Iterator
+from typing import Literal, NamedTuple
 
+from ci_actions.beneath import open_beneath
 from ci_actions.store.blobs import BlobCorrupt, BlobMissing, Blobs, Placement, blob_name, current_umask
 from ci_actions.store.manifest import Record
 from ci_actions.store.slices import in_slices
@@ -37,6 +46,8 @@ def new_staging(workspace: str) -> str:
     os.makedirs(workspace, exist_ok=True)
     for name in os.listdir(workspace):
         if name.startswith(STAGING_PREFIX) and not _alive(name[len(STAGING_PREFIX):].split("-")[0]):
+            # rmtree works through fds and follows no link: one planted under this name is refused
+            # (and left), and links inside a leftover are unlinked, never descended into.
             shutil.rmtree(os.path.join(workspace, name), ignore_errors=True)
     staging = os.path.join(workspace, f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
     os.mkdir(staging, 0o700)
@@ -107,31 +118,216 @@ def _place(blobs: Blobs, record: Record, at: int, placement: Placement) -> None:
                    dest_dir_fd=at)
 
 
+class RestoreRefused(OSError):
+    """The workspace holds something the entry's tree cannot go into without writing through a link,
+    or a different kind of file where the entry has a directory (or the reverse). Nothing was changed;
+    an OSError, so the job gets a miss with a warning, and the entry, which is not damaged, is kept."""
+
+
+class _Step(NamedTuple):
+    """One operation of a move-in plan; each has its inverse (see _apply)."""
+
+    kind: Literal["mkdir", "trash", "move", "chmod"]
+    path: str  # relative to the workspace and, for a move, to the staging directory too
+    mode: int = 0  # chmod: the mode to set
+    was: int = 0  # chmod: the mode to put back
+
+
 def move_in(staging: str, workspace: str, records: list[Record]) -> None:
-    """Rename the built tree's top paths into the workspace. A top path that already exists there is
-    merged into, entry by entry (files replaced, as `tar -x` does); then directory modes are set,
-    deepest first, since a read-only directory cannot take new entries or be moved."""
+    """Rename the built tree's top paths into the workspace, all or nothing. A top path that already
+    exists there is merged into, entry by entry (files replaced, others kept, as `tar -x` does); then
+    directory modes are set, deepest first, since a read-only directory cannot take new entries.
+
+    Everything resolves relative to directory fds without following a link, so a link in the
+    workspace (left by an earlier entry or the job) is never written through. The whole move is
+    planned first, conflicts included, then carried out; on any failure every completed step is
+    undone in reverse, and the workspace is as it was."""
     dirs = {record.path for record in records if record.kind == "dir"}
-    merged = False
-    for top in (record.path for record in records if record.path.rpartition("/")[0] not in dirs):
-        target = os.path.join(workspace, top)
-        if top in dirs and os.path.isdir(target) and not os.path.islink(target):
-            _merge(os.path.join(staging, top), target)
-            merged = True
-        else:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.replace(os.path.join(staging, top), target)
-    # A directory made here already has 0777 & ~umask; a merged-into one has whatever it had.
-    made_mode = 0o777 & ~current_umask()
-    for record in reversed(records):
-        if record.kind == "dir" and (merged or record.mode & 0o7777 != made_mode):
-            os.chmod(os.path.join(workspace, record.path), record.mode & 0o7777)
+    tops = [record.path for record in records if record.path.rpartition("/")[0] not in dirs]
+    ws_fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        st_fd = open_beneath(ws_fd, os.path.basename(staging))
+        try:
+            existing: dict[str, int] = {}  # the modes of the workspace directories merged into
+            plan = _plan(ws_fd, st_fd, tops, existing)
+            made_mode = 0o777 & ~current_umask()  # what build's directories have
+            plan += [_Step("chmod", record.path, record.mode, was)
+                     for record in reversed(records) if record.kind == "dir"
+                     and record.mode != (was := existing.get(record.path, made_mode))]
+            _execute(plan, ws_fd, st_fd)
+        finally:
+            os.close(st_fd)
+    finally:
+        os.close(ws_fd)
 
 
-def _merge(source: str, target: str) -> None:
-    for entry in os.scandir(source):
-        dest = os.path.join(target, entry.name)
-        if entry.is_dir(follow_symlinks=False) and os.path.isdir(dest) and not os.path.islink(dest):
-            _merge(entry.path, dest)
-        else:
-            os.replace(entry.path, dest)
+def _plan(ws_fd: int, st_fd: int, tops: list[str], existing: dict[str, int]) -> list[_Step]:
+    """Which staged names go where, which workspace names they replace and which directories must be
+    made: a walk that changes nothing and raises RestoreRefused for a link or a conflict."""
+    plan: list[_Step] = []
+    made: set[str] = set()  # parents this plan makes
+    planned: set[str] = set()
+    for top in tops:
+        if any(parent in planned for parent in _ancestors(top)):
+            continue  # it lies in the staged tree of a top already planned, which carries it along
+        planned.add(top)
+        head, _, name = top.rpartition("/")
+        ws_parent = _plan_parents(ws_fd, head, plan, made)
+        try:
+            st_parent = open_beneath(st_fd, head)
+            try:
+                staged_dir = stat.S_ISDIR(os.lstat(name, dir_fd=st_parent).st_mode)
+                _plan_name(top, name, staged_dir, st_parent, ws_parent, plan, existing)
+            finally:
+                os.close(st_parent)
+        finally:
+            if ws_parent is not None:
+                os.close(ws_parent)
+    return plan
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    while path := path.rpartition("/")[0]:
+        yield path
+
+
+def _plan_parents(ws_fd: int, head: str, plan: list[_Step], made: set[str]) -> int | None:
+    """An fd of the workspace directory `head`, opened without following any link; None when it does
+    not exist yet, and then the mkdir steps for it are planned, one component at a time."""
+    try:
+        return open_beneath(ws_fd, head)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+            raise
+    parts = head.split("/")
+    fd = os.dup(ws_fd)
+    try:
+        for index, part in enumerate(parts):
+            try:
+                mode = os.lstat(part, dir_fd=fd).st_mode
+            except FileNotFoundError:
+                missing = ["/".join(parts[:end + 1]) for end in range(index, len(parts))]
+                plan += [_Step("mkdir", path) for path in missing if path not in made]
+                made.update(missing)
+                return None
+            if not stat.S_ISDIR(mode):
+                raise RestoreRefused(f"cannot restore into {head!r}: {'/'.join(parts[:index + 1])!r} in the "
+                                     f"workspace is {_what(mode)}, not a directory (a restore never "
+                                     "writes through a link); remove it, or restore elsewhere")
+            step = open_beneath(fd, part)
+            os.close(fd)
+            fd = step
+        return os.dup(fd)  # made meanwhile
+    finally:
+        os.close(fd)
+
+
+def _plan_name(path: str, name: str, staged_dir: bool, st_parent: int, ws_parent: int | None,
+               plan: list[_Step], existing: dict[str, int]) -> None:
+    """Plan one staged name: moved in whole where the workspace has nothing there; merged into a
+    directory the workspace has; replacing a non-directory, which first goes to the trash so that it
+    can be put back."""
+    try:
+        there = os.lstat(name, dir_fd=ws_parent).st_mode if ws_parent is not None else None
+    except FileNotFoundError:
+        there = None
+    if ws_parent is None or there is None:
+        plan.append(_Step("move", path))
+    elif staged_dir and stat.S_ISDIR(there):
+        existing[path] = stat.S_IMODE(there)
+        st_dir, ws_dir = open_beneath(st_parent, name), open_beneath(ws_parent, name)
+        try:
+            for entry in sorted(os.scandir(st_dir), key=lambda entry: entry.name):
+                _plan_name(f"{path}/{entry.name}", entry.name, entry.is_dir(follow_symlinks=False), st_dir,
+                           ws_dir, plan, existing)
+        finally:
+            os.close(st_dir)
+            os.close(ws_dir)
+    elif staged_dir or stat.S_ISDIR(there):
+        raise RestoreRefused(f"cannot merge into the workspace: {path!r} is {_what(there)} there but "
+                             f"{'a directory' if staged_dir else 'not a directory'} in the entry; nothing "
+                             "was changed (remove it to restore this entry)")
+    else:
+        plan += [_Step("trash", path), _Step("move", path)]
+
+
+def _what(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    return "a directory" if stat.S_ISDIR(mode) else "a file"
+
+
+class _Dirs:
+    """Directory fds beneath the workspace or the staging directory, opened without following a link
+    and kept while consecutive steps use them (a plan's steps come in walk order)."""
+
+    def __init__(self, root_fd: int) -> None:
+        self.root_fd = root_fd
+        self.open: dict[str, int] = {}
+
+    def parent(self, path: str) -> tuple[int, str]:
+        head, _, name = path.rpartition("/")
+        if not head:
+            return self.root_fd, name
+        if (fd := self.open.get(head)) is None:
+            if len(self.open) >= 32:
+                self.close()
+            fd = self.open[head] = open_beneath(self.root_fd, head)
+        return fd, name
+
+    def close(self) -> None:
+        for fd in self.open.values():
+            os.close(fd)
+        self.open.clear()
+
+
+def _execute(plan: list[_Step], ws_fd: int, st_fd: int) -> None:
+    """Carry out a plan; on any failure undo every completed step, in reverse, and raise. A name
+    replaced goes to a trash directory in staging (named by its step's index) until the end."""
+    trash_name = f".trash-{secrets.token_hex(4)}"
+    os.mkdir(trash_name, 0o700, dir_fd=st_fd)  # not among the staged names: mkdir would say EEXIST
+    trash = open_beneath(st_fd, trash_name)
+    ws, st = _Dirs(ws_fd), _Dirs(st_fd)
+    done: list[tuple[int, _Step]] = []
+    try:
+        for index, step in enumerate(plan):
+            _apply(step, str(index), ws, st, trash)
+            done.append((index, step))
+    except BaseException as exc:
+        stuck = []
+        for index, step in reversed(done):
+            try:
+                _apply(step, str(index), ws, st, trash, undo=True)
+            except OSError as undo_exc:
+                stuck.append(f"{step.kind} {step.path!r}: {undo_exc}")
+        if stuck:  # only a concurrent change to the workspace gets here
+            raise RestoreRefused(f"restore failed ({exc}) and could not undo: {'; '.join(stuck)}") from exc
+        raise
+    finally:
+        ws.close()
+        st.close()
+        os.close(trash)
+
+
+def _apply(step: _Step, slot: str, ws: _Dirs, st: _Dirs, trash: int, *, undo: bool = False) -> None:
+    """Carry out one step or, with `undo`, its inverse."""
+    if step.kind == "chmod":
+        _chmod(ws.root_fd, step.path, step.was if undo else step.mode)
+        return
+    ws_parent, name = ws.parent(step.path)
+    if step.kind == "mkdir":
+        (os.rmdir if undo else os.mkdir)(name, dir_fd=ws_parent)
+        return
+    # A rename between the workspace and the trash (a replaced name), or the staging directory.
+    here = (name, ws_parent)
+    there = (slot, trash) if step.kind == "trash" else (name, st.parent(step.path)[0])
+    (src, src_fd), (dst, dst_fd) = (there, here) if (step.kind == "move") != undo else (here, there)
+    os.rename(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+
+
+def _chmod(ws_fd: int, path: str, mode: int) -> None:
+    fd = open_beneath(ws_fd, path)
+    try:
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
