@@ -34,6 +34,7 @@ for package in ("shared", "actions/prepare-workspace", "actions/restore-workspac
 from bench_cache import loop_ext4  # noqa: E402
 
 from ci_actions.artifact import RunId, pack, unpack  # noqa: E402
+from ci_actions.workspace import Commands  # noqa: E402
 from prepare_workspace.prepare import PrepareRequest, prepare  # noqa: E402
 from restore_workspace.restore import RestoreRequest, restore_workspace  # noqa: E402
 
@@ -65,7 +66,8 @@ def prepare_once(workspace: Path, store: Path, runs: Path, run_id: str) -> None:
 
 def restore_job(job: Path, store: Path, runs: Path, run_id: str) -> None:
     job.mkdir()
-    report = restore_workspace(RestoreRequest(job, runs, store, "all", "auto", RunId("bench/app", run_id, 1)))
+    report = restore_workspace(RestoreRequest(job, runs, store, "all", "auto", RunId("bench/app", run_id, 1),
+                                              Commands(tuple(NPM_CI))))
     assert report.all_hit, "the warm store should hold every entry"
 
 

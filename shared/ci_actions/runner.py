@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -91,6 +92,15 @@ def get_number_input(name: str, *, default: float, minimum: float = 0.0, whole: 
         kind = "a whole number" if whole else "a number"
         raise InputError(f"Input '{name}' must be {kind}, at least {minimum:g} (got {text!r})")
     return value
+
+
+def get_argv_input(name: str, *, default: str = "") -> list[str]:
+    """A command line, split as a shell would (no shell runs it); empty gives `default`, split."""
+    text = get_input(name, default=default)
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise InputError(f"Input '{name}' is not a valid command line: {exc}") from exc
 
 
 def _append_file_command(var: str, text: str) -> bool:

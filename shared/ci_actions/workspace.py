@@ -1,28 +1,45 @@
 """What a prepared workspace promises its consumers: the store entries that complete it.
 
 prepare-workspace builds each entry (or restores it) and records them in the artifact's manifest;
-restore-workspace reads them back and restores each one, or rebuilds it with the recorded command
-when the store no longer has it (evicted, or dropped as damaged).
+restore-workspace reads them back and restores each one, or rebuilds it when the store no longer has it
+(evicted, or dropped as damaged).
+
+The artifact's record is data another job wrote, so it is checked field by field before use, and it
+never says what to run: a rebuild runs the consumer's own commands (its inputs), and what it built is
+saved under the entry's key only when that command is the one the key was made with.
+
+Store operations run one after another in this (single-threaded) process: each already spreads over
+every core on forked workers, and a fork beside other threads inherits their pipes (two savers on
+threads once waited on each other's flushers forever). The slow part of a miss, the install, runs as
+child processes all at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ci_actions import artifact, cache
+from ci_actions.beneath import DIRECTORY, parent_beneath
+from ci_actions.store.keys import InvalidKey, validate_key
 from ci_actions.store.store import LINK_MODES
 
 LAYERS = ("all", "prod")
+ROLES = ("deps-all", "deps-prod", "prisma")
+DEFAULT_INSTALL = "npm ci"
 LOG_EDGE = 12  # lines kept from each end of a failed command's output: tools put the cause first
 
 
@@ -32,11 +49,12 @@ class WorkspaceError(Exception):
 
 @dataclass(frozen=True)
 class StoreEntry:
-    role: str  # "deps-all", "deps-prod" or "prisma"
-    directory: str  # where `command` runs, relative to the workspace
+    role: str  # one of ROLES
+    directory: str  # the package dir the command runs in, relative to the workspace
     key: str
-    paths: tuple[str, ...]
-    command: tuple[str, ...]  # argv that rebuilds the entry's paths from the workspace
+    paths: tuple[str, ...]  # what the entry holds, relative to the workspace
+    command: tuple[str, ...]  # what built it (part of the key); a consumer compares, never runs it
+    schema: str = ""  # prisma: the schema, relative to the workspace
 
     def wanted_for(self, layer: str) -> bool:
         return self.role in (f"deps-{layer}", "prisma")
@@ -50,6 +68,43 @@ class EntryResult:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Commands:
+    """The consumer's own commands, from its inputs: what builds an entry when the store lacks it."""
+
+    install: tuple[str, ...]
+    generate: tuple[str, ...] | None = None  # None: Prisma's own CLI, see generate_command
+
+    def for_entry(self, entry: StoreEntry) -> tuple[str, ...]:
+        if entry.role == "deps-prod":
+            return prod_command(self.install)
+        if entry.role == "prisma":
+            return generate_command(PurePosixPath(entry.schema), PurePosixPath(entry.directory),
+                                    self.generate)
+        return self.install
+
+
+def prod_command(install: Sequence[str]) -> tuple[str, ...]:
+    return (*install, "--omit=dev")
+
+
+def generate_command(schema: PurePosixPath, package: PurePosixPath,
+                     custom: Sequence[str] | None) -> tuple[str, ...]:
+    if custom:
+        return tuple(custom)
+    return ("npx", "--no-install", "prisma", "generate", f"--schema={schema.relative_to(package)}")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One entry to make present under `root` (the workspace, or a scratch copy of a package dir)."""
+
+    entry: StoreEntry
+    root: Path
+    command: tuple[str, ...]  # run in root/entry.directory on a miss
+    place: bool = True  # False: only make sure the store holds it (the production layer, in prepare)
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags `workspace prepare` and `workspace restore` share: where, which run, how."""
     parser.add_argument("--workspace-root", type=Path, default=artifact.default_root())
@@ -58,10 +113,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repository", default="local")
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--attempt", type=int, default=1)
+    parser.add_argument("--install-command", default=DEFAULT_INSTALL)
+    parser.add_argument("--prisma-generate-command", default="")
+    parser.add_argument("--shared-store", action="store_true",
+                        help="accept a store that other users can write to (they can poison it)")
 
 
 def run_of(args: argparse.Namespace) -> artifact.RunId:
     return artifact.RunId(args.repository, args.run_id, args.attempt)
+
+
+def commands_of(args: argparse.Namespace) -> Commands:
+    return Commands(tuple(shlex.split(args.install_command)),
+                    tuple(shlex.split(args.prisma_generate_command)) or None)
 
 
 def warnings_of(results: list[EntryResult]) -> list[str]:
@@ -75,31 +139,70 @@ def run_cli(action: Callable[[], Any], render: Callable[[Any], dict]) -> int:
     except (WorkspaceError, artifact.ArtifactError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for warning in warnings_of(report.entries):
+    for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(json.dumps(render(report)))
     return 0
+
+
+# -- the artifact's record of entries -------------------------------------------------------------
 
 
 def to_metadata(entries: list[StoreEntry]) -> dict:
     return {"entries": [asdict(e) for e in entries]}
 
 
-def from_metadata(metadata: dict) -> list[StoreEntry]:
-    return [StoreEntry(e["role"], e["directory"], e["key"], tuple(e["paths"]), tuple(e["command"]))
-            for e in metadata.get("entries", [])]
+def relative_path(value: object, what: str) -> str:
+    """A workspace-relative POSIX path that stays inside (no absolute path, no `..`, no empty part)."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} is not a path: {value!r}")
+    parts = value.split("/")
+    if value.startswith("/") or any(part in ("", ".", "..") for part in parts) or "\0" in value:
+        raise ValueError(f"{what} {value!r} is not a plain path inside the workspace")
+    return value
 
 
-def run_command(command: tuple[str, ...], cwd: Path, what: str) -> None:
-    """Run a build command; on failure raise with its exit code and the tail of its output."""
+def _entry_from(raw: object) -> StoreEntry:
+    if not isinstance(raw, dict):
+        raise ValueError(f"an entry is not an object: {raw!r}")
+    role, key, paths, command = raw.get("role"), raw.get("key"), raw.get("paths"), raw.get("command")
+    if role not in ROLES:
+        raise ValueError(f"unknown entry role {role!r}")
+    directory = raw.get("directory")
+    if directory != ".":  # the workspace itself: a package at the root
+        directory = relative_path(directory, "directory")
+    if not isinstance(key, str):
+        raise ValueError(f"key {key!r} is not a string")
+    validate_key(key)
+    if not isinstance(paths, list) or len(paths) != 1:
+        raise ValueError(f"paths {paths!r} is not a list of one path")
+    path = relative_path(paths[0], "path")
+    if not isinstance(command, list) or not all(isinstance(arg, str) for arg in command):
+        raise ValueError(f"command {command!r} is not a list of strings")
+    schema = raw.get("schema", "")
+    if role == "prisma":
+        schema = relative_path(schema, "schema")
+        if not PurePosixPath(schema).is_relative_to(directory):
+            raise ValueError(f"schema {schema!r} is not in its package dir {directory!r}")
+    elif path != str(PurePosixPath(directory) / "node_modules"):
+        raise ValueError(f"a dependency layer of {directory!r} holds {path!r}, not its node_modules")
+    elif schema:
+        raise ValueError("a dependency layer has no schema")
+    return StoreEntry(role, directory, key, (path,), tuple(command), schema)
+
+
+def from_metadata(metadata: dict, run: str) -> list[StoreEntry]:
+    """The entries an artifact's manifest records, each field checked: another job wrote them."""
     try:
-        result = subprocess.run(list(command), cwd=cwd, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise WorkspaceError(f"{what}: cannot run `{shlex.join(command)}` in {cwd}: {exc}") from exc
-    if result.returncode != 0:
-        output = result.stderr.strip() or result.stdout
-        raise WorkspaceError(f"{what}: `{shlex.join(command)}` failed in {cwd} "
-                             f"(exit {result.returncode}):\n{excerpt(output)}")
+        raw = metadata.get("entries", []) if isinstance(metadata, dict) else None
+        if not isinstance(raw, list):
+            raise ValueError(f"entries is not a list: {raw!r}")
+        return [_entry_from(entry) for entry in raw]
+    except (ValueError, InvalidKey) as exc:
+        raise artifact.ArtifactError(f"{run}: the artifact's entry list is not to be trusted: {exc}") from exc
+
+
+# -- running commands -----------------------------------------------------------------------------
 
 
 def excerpt(output: str) -> str:
@@ -111,30 +214,109 @@ def excerpt(output: str) -> str:
     return "\n".join([*lines[:LOG_EDGE], f"[… {skipped} lines …]", *lines[-LOG_EDGE:]])
 
 
-def build(entry: StoreEntry, workspace: Path) -> None:
-    """Run the entry's command and check it produced the entry's paths.
+def run_commands(runs: Sequence[tuple[tuple[str, ...], Path, str]]) -> None:
+    """Start every (command, directory, what) at once and wait for all of them; raise WorkspaceError
+    quoting each one that failed. Output goes to files, not pipes, so no child waits on a full pipe."""
+    failures: list[str] = []
+    with contextlib.ExitStack() as stack:
+        started = []
+        for command, cwd, what in runs:
+            out, err = (stack.enter_context(tempfile.TemporaryFile()) for _ in range(2))
+            try:
+                started.append((subprocess.Popen(list(command), cwd=cwd, stdin=subprocess.DEVNULL,
+                                                 stdout=out, stderr=err), out, err, command, cwd, what))
+            except OSError as exc:
+                failures.append(f"{what}: cannot run `{shlex.join(command)}` in {cwd}: {exc}")
+        for process, out, err, command, cwd, what in started:
+            if code := process.wait():
+                text = _read(err) or _read(out)
+                failures.append(f"{what}: `{shlex.join(command)}` failed in {cwd} (exit {code}):\n"
+                                f"{excerpt(text)}")
+    if failures:
+        raise WorkspaceError("\n\n".join(failures))
 
-    A package without dependencies gets an empty node_modules, so its (empty) layer is still stored
-    and the next run hits instead of installing again.
-    """
-    run_command(entry.command, workspace / entry.directory, f"{entry.directory}: {entry.role}")
-    for path in entry.paths:
-        if entry.role.startswith("deps-"):
-            (workspace / path).mkdir(exist_ok=True)
-        elif not (workspace / path).exists():
-            raise WorkspaceError(f"{entry.directory}: `{shlex.join(entry.command)}` succeeded but did not "
+
+def _read(handle: Any) -> str:
+    handle.seek(0)
+    return handle.read().decode(errors="replace").strip()
+
+
+def remove_beneath(root: Path, relative: str) -> None:
+    """Remove root/relative (a tree, a file or a link) without following any link, on the way or
+    inside it; a link among its parents is refused (WorkspaceError), since it points elsewhere."""
+    root_fd = os.open(root, DIRECTORY)
+    try:
+        try:
+            parent, name = parent_beneath(root_fd, relative)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise WorkspaceError(f"{relative}: a parent directory is a link or leaves {root} "
+                                 f"({exc.strerror}); refusing to delete through it") from exc
+        try:
+            mode = os.lstat(name, dir_fd=parent).st_mode
+            if stat.S_ISDIR(mode):
+                shutil.rmtree(name, dir_fd=parent)
+            else:
+                os.unlink(name, dir_fd=parent)
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(parent)
+    finally:
+        os.close(root_fd)
+
+
+def _check_built(job: Job) -> None:
+    """A package without dependencies gets an empty node_modules, so its (empty) layer is still stored
+    and the next run hits instead of installing again; a generator must have written its output."""
+    for path in job.entry.paths:
+        target = job.root / path
+        if job.entry.role.startswith("deps-"):
+            target.mkdir(exist_ok=True)
+        elif not target.exists():
+            raise WorkspaceError(f"{job.entry.directory}: `{shlex.join(job.command)}` succeeded but did not "
                                  f"create {path}; check the generator's output in the schema")
 
 
-def materialize(entry: StoreEntry, workspace: Path, cache_dir: Path, link_mode: str) -> EntryResult:
-    """Restore the entry's exact key; on a miss, build it with its command and save it."""
-    started = time.monotonic()
-    spec = cache.CacheSpec(entry.key, list(entry.paths), workspace, cache_dir)
-    outcome = cache.restore(spec, link_mode=link_mode)
-    if outcome.hit:
-        return EntryResult(entry, True, time.monotonic() - started, outcome.warnings)
-    for path in entry.paths:
-        shutil.rmtree(workspace / path, ignore_errors=True)
-    build(entry, workspace)
-    saved = cache.save(spec)
-    return EntryResult(entry, False, time.monotonic() - started, outcome.warnings + saved.warnings)
+# -- completing a workspace -----------------------------------------------------------------------
+
+
+def complete(jobs: Sequence[Job], cache_dir: Path, link_mode: str, *,
+             shared: bool = False) -> list[EntryResult]:
+    """Restore each job's entry (one after another); build every miss at once; save each one built.
+
+    A job whose command is not the one its key was made with is built but not saved: the key would
+    then name bytes that another command made.
+    """
+    results: dict[int, EntryResult] = {}
+    misses: list[tuple[int, Job, cache.CacheSpec, list[str], float]] = []
+    for index, job in enumerate(jobs):
+        started = time.monotonic()
+        spec = cache.CacheSpec(job.entry.key, list(job.entry.paths), job.root, cache_dir, shared=shared)
+        outcome = cache.restore(spec, link_mode=link_mode, lookup_only=not job.place)
+        elapsed = time.monotonic() - started
+        if outcome.hit:
+            results[index] = EntryResult(job.entry, True, elapsed, outcome.warnings)
+        else:
+            misses.append((index, job, spec, outcome.warnings, elapsed))
+    if misses:
+        started = time.monotonic()
+        for _, job, *_ in misses:
+            for path in job.entry.paths:
+                remove_beneath(job.root, path)
+        run_commands([(job.command, job.root / job.entry.directory,
+                       f"{job.entry.directory}: {job.entry.role}") for _, job, *_ in misses])
+        built = time.monotonic() - started
+        for index, job, spec, warnings, elapsed in misses:
+            mark = time.monotonic()
+            _check_built(job)
+            if job.command == job.entry.command:
+                warnings = warnings + cache.save(spec).warnings
+            else:
+                warnings = [*warnings, f"{job.entry.key}: rebuilt with `{shlex.join(job.command)}`, not "
+                            f"`{shlex.join(job.entry.command)}` as prepare-workspace did, so the store was "
+                            "not updated (pass the same command to both actions)"]
+            seconds = elapsed + built + time.monotonic() - mark
+            results[index] = EntryResult(job.entry, False, seconds, warnings)
+    return [results[index] for index in range(len(jobs))]

@@ -11,7 +11,7 @@ import pytest
 
 from ci_actions.artifact import RunId
 from ci_actions.store.store import Store
-from ci_actions.workspace import WorkspaceError
+from ci_actions.workspace import Commands, WorkspaceError
 from prepare_workspace.prepare import PrepareRequest, prepare
 from restore_workspace.restore import RestoreRequest, restore_workspace
 
@@ -40,12 +40,12 @@ def request(env, run_id="100", attempt=1, **overrides):
 
 
 def consumer(env, tmp_path, name, run_id="100", attempt=1, layer="all"):
-    _, store, runs, _, _ = env
+    _, store, runs, install, _ = env
     job = tmp_path / name
     job.mkdir()
     (job / "left-by-last-run.txt").write_text("stale")
     run = RunId("acme/app", run_id, attempt)
-    return restore_workspace(RestoreRequest(job, runs, store, layer, "auto", run))
+    return restore_workspace(RestoreRequest(job, runs, store, layer, "auto", run, Commands(tuple(install))))
 
 
 def installs(env) -> list[str]:

@@ -5,7 +5,7 @@ from pathlib import PurePosixPath
 import pytest
 
 from ci_actions.artifact import RunId
-from ci_actions.workspace import StoreEntry, WorkspaceError, build
+from ci_actions.workspace import Job, StoreEntry, WorkspaceError, complete
 from prepare_workspace import plan
 from prepare_workspace.plan import Toolchain
 from prepare_workspace.prepare import PrepareRequest, prisma_entries
@@ -83,8 +83,21 @@ def test_missing_schema_and_missing_prisma_package_are_named(tmp_path):
         prisma_entries(_request(tmp_path, ["backend/prisma/schema.prisma"]))
 
 
-def test_a_generate_that_writes_nothing_is_an_error(tmp_path):
+def test_a_generate_that_writes_nothing_is_an_error_and_saves_nothing(tmp_path):
     (tmp_path / "backend").mkdir()
-    entry = StoreEntry("prisma", "backend", "k", ("backend/src/generated/prisma",), ("true",))
+    entry = StoreEntry("prisma", "backend", "k", ("backend/src/generated/prisma",), ("true",),
+                       "backend/prisma/schema.prisma")
     with pytest.raises(WorkspaceError, match="succeeded but did not create backend/src/generated/prisma"):
-        build(entry, tmp_path)
+        complete([Job(entry, tmp_path, entry.command)], tmp_path / "store", "auto")
+    assert not (tmp_path / "store" / "entries").exists()
+
+
+@pytest.mark.parametrize("output, why", [
+    ("/etc/prisma", "outside the workspace"), ("../../../../x", "outside the workspace"),
+    ("../..", "would replace the package dir"), ("..", "would replace the package dir"),
+    ("../../..", "outside the workspace"),
+])
+def test_a_prisma_output_outside_the_workspace_or_over_the_package_is_refused(output, why):
+    schema = SCHEMA.replace("../src/generated/prisma", output)
+    with pytest.raises(ValueError, match=why):
+        plan.prisma_output(schema, PurePosixPath("backend/prisma/schema.prisma"), PurePosixPath("backend"))

@@ -4,7 +4,7 @@ import json
 
 from ci_actions import runner
 from ci_actions.artifact import ArtifactError
-from ci_actions.workspace import WorkspaceError, warnings_of
+from ci_actions.workspace import WorkspaceError
 from prepare_workspace import inputs
 from prepare_workspace.prepare import PrepareReport, prepare
 
@@ -26,7 +26,7 @@ def main() -> None:
     except (runner.InputError, WorkspaceError, ArtifactError) as exc:
         runner.set_output("workspace-ready", "false")
         runner.fail(str(exc))
-    for warning in warnings_of(report.entries):
+    for warning in report.warnings:
         runner.warning(warning)
     for result in report.entries:
         runner.info(f"{result.entry.role} {result.entry.paths[0]}: {'hit' if result.hit else 'miss'} "

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
 
 from ci_actions.units import parse_duration
-from ci_actions.workspace import add_run_arguments, run_cli, run_of
+from ci_actions.workspace import add_run_arguments, commands_of, run_cli, run_of
 from prepare_workspace.prepare import PrepareRequest, prepare
 
 
@@ -15,10 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("prepare", help="install, generate and pack a workspace once per run")
     parser.add_argument("--workspace", type=Path, required=True)
     parser.add_argument("--package-dir", action="append", required=True, dest="package_dirs")
-    parser.add_argument("--install-command", default="npm ci")
     parser.add_argument("--prod-layer", action="store_true")
     parser.add_argument("--prisma-schema", action="append", default=[], dest="prisma_schemas")
-    parser.add_argument("--prisma-generate-command", default="")
     parser.add_argument("--exclude", action="append", default=None)
     parser.add_argument("--retention", default="1d")
     add_run_arguments(parser)
@@ -26,15 +23,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    commands = commands_of(args)
     request = PrepareRequest(
         workspace=args.workspace.resolve(), package_dirs=args.package_dirs,
-        install_command=shlex.split(args.install_command), prod_layer=args.prod_layer,
+        install_command=list(commands.install), prod_layer=args.prod_layer,
         prisma_schemas=args.prisma_schemas,
-        generate_command=shlex.split(args.prisma_generate_command) or None,
+        generate_command=list(commands.generate) if commands.generate else None,
         cache_dir=args.cache_dir.resolve(), workspace_root=args.workspace_root.resolve(),
         exclude=args.exclude or ["node_modules"],
         retention=parse_duration(args.retention, name="--retention"), link_mode=args.link_mode,
-        run=run_of(args))
+        run=run_of(args), shared_store=args.shared_store)
     return run_cli(lambda: prepare(request), lambda report: {
         "cache-hit": report.all_hit, "dependency-hits": report.directory_hits(),
         "entries": {r.entry.key: r.hit for r in report.entries},

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from ci_actions.workspace import StoreEntry
+from ci_actions.workspace import StoreEntry, prod_command
 
 LOCK_FILES = ("package-lock.json", "npm-shrinkwrap.json")
 OUTPUT_LINE = re.compile(r'^\s*output\s*=\s*"([^"]+)"', re.MULTILINE)
@@ -41,14 +42,10 @@ def slug(directory: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", directory).strip("-") or "root"
 
 
-def prod_command(install: list[str]) -> list[str]:
-    return [*install, "--omit=dev"]
-
-
-def dependency_entries(directory: str, lock: bytes, toolchain: Toolchain, install: list[str], *,
+def dependency_entries(directory: str, lock: bytes, toolchain: Toolchain, install: Sequence[str], *,
                        prod_layer: bool) -> list[StoreEntry]:
     """The full layer (what tests need), and the production-only layer when asked for."""
-    layers = [("all", install)] + ([("prod", prod_command(install))] if prod_layer else [])
+    layers = [("all", tuple(install))] + ([("prod", prod_command(install))] if prod_layer else [])
     return [StoreEntry(
         role=f"deps-{layer}", directory=directory,
         key=f"ci-actions-deps-{slug(directory)}-{layer}-"
@@ -58,23 +55,33 @@ def dependency_entries(directory: str, lock: bytes, toolchain: Toolchain, instal
 
 
 def prisma_output(schema_text: str, schema: PurePosixPath, package_dir: PurePosixPath) -> PurePosixPath:
-    """Where `prisma generate` writes the client: the generator's `output`, relative to the schema."""
+    """Where `prisma generate` writes the client: the generator's `output`, relative to the schema.
+
+    It must lie inside the workspace and not contain the package dir: a miss deletes it before generating.
+    Raises ValueError otherwise.
+    """
     for block in GENERATOR_BLOCK.findall(schema_text):
         match = OUTPUT_LINE.search(block)
         if match:
+            written = match.group(1)
             parts: list[str] = []
-            for part in (schema.parent / match.group(1)).parts:
-                if part == "..":
+            for part in (schema.parent / written).parts:
+                if part == ".." and parts:
                     parts.pop()
+                elif part == ".." or part == "/":
+                    raise ValueError(f"its output {written!r} is outside the workspace")
                 elif part != ".":
                     parts.append(part)
-            return PurePosixPath(*parts)
+            output = PurePosixPath(*parts)
+            if output == package_dir or package_dir.is_relative_to(output):
+                raise ValueError(f"its output {written!r} would replace the package dir {package_dir}")
+            return output
     return package_dir / DEFAULT_PRISMA_OUTPUT
 
 
 def prisma_entry(schema: PurePosixPath, schema_text: str, package_dir: PurePosixPath, prisma_version: str,
-                 command: list[str]) -> StoreEntry:
+                 command: Sequence[str]) -> StoreEntry:
     output = prisma_output(schema_text, schema, package_dir)
     key = "ci-actions-prisma-" + slug(str(package_dir)) + "-" + _digest(
         schema_text, prisma_version, str(output), shlex.join(command))
-    return StoreEntry("prisma", str(package_dir), key, (str(output),), tuple(command))
+    return StoreEntry("prisma", str(package_dir), key, (str(output),), tuple(command), str(schema))

@@ -1,6 +1,7 @@
 """Prepare a workspace: dependencies per package dir in parallel, Prisma once, then pack it.
 
-Each store entry is restored on a hit; on a miss it is built by its command and saved. A failed
+Each store entry is restored on a hit; on a miss it is built by its command and saved (see
+workspace.complete: the installs run at once, the store operations one after another). A failed
 install or generate raises WorkspaceError with the directory and the tool's own message, and saves
 nothing.
 """
@@ -13,18 +14,21 @@ import shutil
 import subprocess
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ci_actions import artifact, cache
+from ci_actions import artifact
 from ci_actions.workspace import (
     EntryResult,
+    Job,
     StoreEntry,
     WorkspaceError,
-    build,
-    materialize,
+    complete,
+    generate_command,
+    relative_path,
     to_metadata,
+    warnings_of,
 )
 from prepare_workspace import plan
 
@@ -36,13 +40,14 @@ class PrepareRequest:
     install_command: list[str]
     prod_layer: bool
     prisma_schemas: list[str]
-    generate_command: list[str] | None  # None: `npx --no-install prisma generate --schema <schema>`
+    generate_command: list[str] | None  # None: `npx --no-install prisma generate --schema=<schema>`
     cache_dir: Path
     workspace_root: Path
     exclude: list[str]
     retention: float
     link_mode: str
     run: artifact.RunId
+    shared_store: bool = False  # see cache-local's shared-store input
 
 
 @dataclass
@@ -55,6 +60,11 @@ class PrepareReport:
     @property
     def all_hit(self) -> bool:
         return all(r.hit for r in self.entries)
+
+    @property
+    def warnings(self) -> list[str]:
+        skipped = [f"left out of the artifact (unpack would refuse it): {p}" for p in self.packed.skipped]
+        return [*warnings_of(self.entries), *skipped]
 
     def directory_hits(self) -> dict[str, bool]:
         return {r.entry.directory: r.hit for r in self.entries if r.entry.role == "deps-all"}
@@ -72,30 +82,27 @@ def toolchain() -> plan.Toolchain:
     return plan.Toolchain(version("node"), version("npm"), f"{uname.sysname}-{uname.machine}".lower())
 
 
-def _spec(request: PrepareRequest, entry: StoreEntry, workspace: Path | None = None) -> cache.CacheSpec:
-    return cache.CacheSpec(entry.key, list(entry.paths), workspace or request.workspace, request.cache_dir)
-
-
-def _prod_layer(request: PrepareRequest, entry: StoreEntry) -> EntryResult:
-    """Make sure the store holds the production-only install, built in a scratch copy of the dir."""
-    started = time.monotonic()
-    if cache.restore(_spec(request, entry), lookup_only=True).hit:
-        return EntryResult(entry, True, time.monotonic() - started)
-    with tempfile.TemporaryDirectory(prefix="ci-actions-prod-") as scratch:
-        package = Path(scratch) / entry.directory
-        package.mkdir(parents=True)
-        for name in ("package.json", *plan.LOCK_FILES, ".npmrc"):
-            source = request.workspace / entry.directory / name
-            if source.exists():
-                shutil.copy2(source, package / name)
-        build(entry, Path(scratch))
-        saved = cache.save(_spec(request, entry, Path(scratch)))
-    return EntryResult(entry, False, time.monotonic() - started, saved.warnings)
+def _package_dir(request: PrepareRequest, directory: str) -> str:
+    """A package dir named by the input, normalised: a real directory inside the workspace (`.` is
+    the workspace itself), checked before anything is installed."""
+    name = directory.strip().rstrip("/").removeprefix("./") or "."
+    try:
+        if name != ".":
+            relative_path(name, "package-dirs")
+    except ValueError as exc:
+        raise WorkspaceError(f"package-dirs: {directory!r} must be a directory inside the workspace "
+                             f"{request.workspace}") from exc
+    package = request.workspace / name
+    if package.is_symlink() or not package.is_dir():
+        raise WorkspaceError(f"package-dirs: {directory!r} is not a directory in the workspace "
+                             f"{request.workspace}")
+    return name
 
 
 def dependency_entries(request: PrepareRequest, tools: plan.Toolchain) -> list[StoreEntry]:
     entries = []
-    for directory in request.package_dirs:
+    for line in request.package_dirs:
+        directory = _package_dir(request, line)
         package = request.workspace / directory
         lock = next((package / name for name in plan.LOCK_FILES if (package / name).exists()), None)
         if lock is None:
@@ -122,26 +129,41 @@ def prisma_entries(request: PrepareRequest) -> list[StoreEntry]:
         except (OSError, ValueError, KeyError) as exc:
             raise WorkspaceError(f"prisma-schema: {schema}: the `prisma` package is not installed in "
                                f"{package} (add it to its devDependencies)") from exc
-        command = request.generate_command or [
-            "npx", "--no-install", "prisma", "generate", f"--schema={schema.relative_to(package)}"]
-        entries.append(plan.prisma_entry(schema, path.read_text(), package, version, command))
+        command = generate_command(schema, package, request.generate_command)
+        try:
+            entries.append(plan.prisma_entry(schema, path.read_text(), package, version, command))
+        except ValueError as exc:
+            raise WorkspaceError(f"prisma-schema: {schema}: {exc}") from exc
     return entries
+
+
+def _prod_scratch(request: PrepareRequest, entry: StoreEntry, stack: ExitStack) -> Path:
+    """A scratch tree holding only the package's manifest files: the production-only install is built
+    there, so the workspace's full install is never disturbed."""
+    scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ci-actions-prod-")))
+    package = scratch / entry.directory
+    package.mkdir(parents=True)
+    for name in ("package.json", *plan.LOCK_FILES, ".npmrc"):
+        source = request.workspace / entry.directory / name
+        if source.exists():
+            shutil.copy2(source, package / name)
+    return scratch
 
 
 def prepare(request: PrepareRequest) -> PrepareReport:
     started = time.monotonic()
     phases: dict[str, float] = {}
     deps = dependency_entries(request, toolchain())
-    with ThreadPoolExecutor(max(1, len(deps))) as pool:
-        jobs = [pool.submit(_prod_layer, request, e) if e.role == "deps-prod" else
-                pool.submit(materialize, e, request.workspace, request.cache_dir, request.link_mode)
-                for e in deps]
-        results = [job.result() for job in jobs]
+    with ExitStack() as stack:
+        jobs = [Job(e, _prod_scratch(request, e, stack), e.command, place=False) if e.role == "deps-prod"
+                else Job(e, request.workspace, e.command) for e in deps]
+        results = complete(jobs, request.cache_dir, request.link_mode, shared=request.shared_store)
     phases["dependencies"] = time.monotonic() - started
 
     mark = time.monotonic()
     prisma = prisma_entries(request)
-    results += [materialize(e, request.workspace, request.cache_dir, request.link_mode) for e in prisma]
+    results += complete([Job(e, request.workspace, e.command) for e in prisma], request.cache_dir,
+                        request.link_mode, shared=request.shared_store)
     phases["prisma"] = time.monotonic() - mark
 
     mark = time.monotonic()

@@ -1,11 +1,12 @@
 """restore-workspace as a GitHub step."""
 
+import shlex
 from pathlib import Path
 
 from ci_actions import artifact, cache, runner
 from ci_actions.artifact import ArtifactError
 from ci_actions.store.store import LINK_MODES
-from ci_actions.workspace import LAYERS, WorkspaceError, warnings_of
+from ci_actions.workspace import DEFAULT_INSTALL, LAYERS, Commands, WorkspaceError
 from restore_workspace.restore import RestoreReport, RestoreRequest, restore_workspace
 
 
@@ -19,6 +20,9 @@ def request() -> RestoreRequest:
         layer=runner.get_choice_input("layer", LAYERS, default="all"),
         link_mode=runner.get_choice_input("link-mode", LINK_MODES, default="auto"),
         run=artifact.RunId(context.repository, context.run_id, context.attempt),
+        commands=Commands(tuple(runner.get_argv_input("install-command", default=DEFAULT_INSTALL)),
+                          tuple(runner.get_argv_input("prisma-generate-command")) or None),
+        shared_store=runner.get_boolean_input("shared-store"),
     )
 
 
@@ -33,16 +37,17 @@ def summary(report: RestoreReport) -> str:
 
 def main() -> None:
     try:
-        report = restore_workspace(request())
+        wanted = request()
+        report = restore_workspace(wanted)
     except (runner.InputError, ArtifactError, WorkspaceError) as exc:
         runner.set_output("workspace-ready", "false")
         runner.fail(str(exc))
-    for warning in warnings_of(report.entries):
+    for warning in report.warnings:
         runner.warning(warning)
     for result in report.entries:
         if not result.hit:
             runner.warning(f"{result.entry.key} was not in the store; rebuilt it with "
-                           f"`{' '.join(result.entry.command)}`")
+                           f"`{shlex.join(wanted.commands.for_entry(result.entry))}`")
     runner.set_output("workspace-ready", "true")
     runner.set_output("cache-hit", "true" if report.all_hit else "false")
     runner.set_output("artifact-digest", f"sha256:{report.manifest.archive_sha256}")

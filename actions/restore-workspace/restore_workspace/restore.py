@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci_actions import artifact
-from ci_actions.workspace import EntryResult, from_metadata, materialize
+from ci_actions.workspace import Commands, EntryResult, Job, complete, from_metadata, warnings_of
 
 
 @dataclass(frozen=True)
@@ -19,6 +18,8 @@ class RestoreRequest:
     layer: str
     link_mode: str
     run: artifact.RunId
+    commands: Commands  # what rebuilds an entry the store lost: this job's own inputs, not the artifact's
+    shared_store: bool = False  # see cache-local's shared-store input
 
 
 @dataclass
@@ -32,21 +33,25 @@ class RestoreReport:
     def all_hit(self) -> bool:
         return all(r.hit for r in self.entries)
 
+    @property
+    def warnings(self) -> list[str]:
+        return warnings_of(self.entries)
+
 
 def restore_workspace(request: RestoreRequest) -> RestoreReport:
     started = time.monotonic()
     directory = artifact.find(request.workspace_root, request.run)
+    recorded = artifact.read_manifest(directory)
+    from_metadata(recorded.metadata, recorded.run)  # refused before the workspace is touched
     manifest = artifact.unpack(directory, request.workspace)
     phases = {"unpack": time.monotonic() - started}
-    wanted = [e for e in from_metadata(manifest.metadata) if e.wanted_for(request.layer)]
-    deps = [e for e in wanted if e.role != "prisma"]
+    wanted = [e for e in from_metadata(manifest.metadata, manifest.run) if e.wanted_for(request.layer)]
     mark = time.monotonic()
-    with ThreadPoolExecutor(max(1, len(deps))) as pool:
-        results = list(pool.map(
-            lambda e: materialize(e, request.workspace, request.cache_dir, request.link_mode), deps))
-    # The generated client goes in last: it lives inside (or beside) the node_modules just restored.
-    results += [materialize(e, request.workspace, request.cache_dir, request.link_mode)
-                for e in wanted if e.role == "prisma"]
+    # The generated client goes in last: it lives inside (or beside) the node_modules restored first.
+    results = []
+    for step in ([e for e in wanted if e.role != "prisma"], [e for e in wanted if e.role == "prisma"]):
+        results += complete([Job(e, request.workspace, request.commands.for_entry(e)) for e in step],
+                            request.cache_dir, request.link_mode, shared=request.shared_store)
     phases["dependencies"] = time.monotonic() - mark
     phases["total"] = time.monotonic() - started
     return RestoreReport(directory, manifest, results, phases)
