@@ -66,6 +66,7 @@ class EntryResult:
     hit: bool
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    built_with: tuple[str, ...] = ()  # the command that built it, on a miss
 
 
 @dataclass(frozen=True)
@@ -318,5 +319,5 @@ def complete(jobs: Sequence[Job], cache_dir: Path, link_mode: str, *,
                             f"`{shlex.join(job.entry.command)}` as prepare-workspace did, so the store was "
                             "not updated (pass the same command to both actions)"]
             seconds = elapsed + built + time.monotonic() - mark
-            results[index] = EntryResult(job.entry, False, seconds, warnings)
+            results[index] = EntryResult(job.entry, False, seconds, warnings, job.command)
     return [results[index] for index in range(len(jobs))]

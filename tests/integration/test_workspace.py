@@ -45,7 +45,9 @@ def consumer(env, tmp_path, name, run_id="100", attempt=1, layer="all"):
     job.mkdir()
     (job / "left-by-last-run.txt").write_text("stale")
     run = RunId("acme/app", run_id, attempt)
-    return restore_workspace(RestoreRequest(job, runs, store, layer, "auto", run, Commands(tuple(install))))
+    # clean: what the action does by default on a runner's job directory, which the last run left dirty
+    return restore_workspace(RestoreRequest(job, runs, store, layer, "auto", run, Commands(tuple(install)),
+                                            clean=True))
 
 
 def installs(env) -> list[str]:

@@ -5,42 +5,27 @@ access to the runs root would (the archive digest does not cover the metadata), 
 """
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from ci_actions.artifact import MANIFEST, ArtifactError, RunId
 from ci_actions.store.store import Store
-from ci_actions.workspace import Commands, WorkspaceError, remove_beneath
-from prepare_workspace.prepare import PrepareRequest, prepare
-from restore_workspace.restore import RestoreRequest, restore_workspace
+from ci_actions.workspace import WorkspaceError, remove_beneath
+from tests.support.small_workspace import prepare_small, restore_small
 
-INSTALL = """
-import pathlib
-root = pathlib.Path("node_modules/dep")
-root.mkdir(parents=True, exist_ok=True)
-(root / "index.js").write_text("module.exports = 1\\n")
-"""
 RUN = RunId("acme/hostile", "9", 1)
 
 
 @pytest.fixture
 def prepared(tmp_path):
-    (tmp_path / "install.py").write_text(INSTALL)
-    install = [sys.executable, str(tmp_path / "install.py")]
-    package = tmp_path / "ws" / "app"
-    package.mkdir(parents=True)
-    (package / "package.json").write_text('{"name": "app"}')
-    (package / "package-lock.json").write_text('{"name": "app", "lockfileVersion": 3}')
-    prepare(PrepareRequest(tmp_path / "ws", ["app"], install, False, [], None, tmp_path / "store",
-                           tmp_path / "runs", ["node_modules"], 3600.0, "copy", RUN))
+    prepare_small(tmp_path, RUN)
     job = tmp_path / "job"
     job.mkdir()
     (job / "sentinel").write_text("the job's own file")
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "keep").write_text("not the job's")
-    return tmp_path, install
+    return tmp_path
 
 
 def rewrite_entries(tmp: Path, change) -> None:
@@ -50,9 +35,8 @@ def rewrite_entries(tmp: Path, change) -> None:
     manifest_path.write_text(json.dumps(manifest))
 
 
-def restore(tmp: Path, install: list[str]):
-    return restore_workspace(RestoreRequest(tmp / "job", tmp / "runs", tmp / "store", "all", "copy", RUN,
-                                            Commands(tuple(install))))
+def restore(tmp: Path):
+    return restore_small(tmp, RUN, tmp / "job", clean=True)
 
 
 def untouched(tmp: Path) -> bool:
@@ -74,30 +58,30 @@ def untouched(tmp: Path) -> bool:
     ("paths", "app/node_modules", "not a list of one path"),
 ])
 def test_a_bad_entry_field_is_refused_before_the_workspace_is_touched(prepared, field, value, why):
-    tmp, install = prepared
+    tmp = prepared
 
     def change(entries):
         entries[0][field] = value
 
     rewrite_entries(tmp, change)
     with pytest.raises(ArtifactError, match=f"entry list is not to be trusted: .*{why}"):
-        restore(tmp, install)
+        restore(tmp)
     assert untouched(tmp)
 
 
 def test_an_entry_list_that_is_not_a_list_is_refused(prepared):
-    tmp, install = prepared
+    tmp = prepared
     manifest_path = RUN.directory(tmp / "runs") / MANIFEST
     manifest = json.loads(manifest_path.read_text())
     manifest["metadata"]["entries"] = {"role": "deps-all"}
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="entries is not a list"):
-        restore(tmp, install)
+        restore(tmp)
     assert untouched(tmp)
 
 
 def test_the_recorded_command_is_never_run_and_a_rebuild_by_another_is_not_saved(prepared):
-    tmp, install = prepared
+    tmp = prepared
     pwned = tmp / "outside" / "pwned"
 
     def change(entries):
@@ -105,7 +89,7 @@ def test_the_recorded_command_is_never_run_and_a_rebuild_by_another_is_not_saved
 
     rewrite_entries(tmp, change)
     Store(tmp / "store").prune(max_bytes=0, max_age=1e9)  # a miss: the entry must be rebuilt
-    report = restore(tmp, install)
+    report = restore(tmp)
     assert not pwned.exists()
     assert (tmp / "job" / "app" / "node_modules" / "dep" / "index.js").exists()
     assert not report.all_hit
@@ -116,7 +100,7 @@ def test_the_recorded_command_is_never_run_and_a_rebuild_by_another_is_not_saved
 def test_a_rebuild_never_deletes_through_a_linked_parent(prepared):
     """The unpacked tree makes `app` a link to a directory outside it (which the artifact's own checks
     refuse); here it is planted after unpacking, where the rebuild's clean-up would meet it."""
-    tmp, _ = prepared
+    tmp = prepared
     (tmp / "outside" / "node_modules").mkdir()
     (tmp / "job" / "linked").symlink_to(tmp / "outside")
     with pytest.raises(WorkspaceError, match="a parent directory is a link"):

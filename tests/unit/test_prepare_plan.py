@@ -4,32 +4,34 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from ci_actions.artifact import RunId
 from ci_actions.workspace import Job, StoreEntry, WorkspaceError, complete
 from prepare_workspace import plan
 from prepare_workspace.plan import Toolchain
-from prepare_workspace.prepare import PrepareRequest, prisma_entries
 
 TOOLS = Toolchain("v20.20.2", "11.19.1", "linux-x86_64")
 LOCK = b'{"lockfileVersion": 3}'
+READS = (("package-lock.json", LOCK), ("package.json", b'{"name": "backend"}'))
 
 
-def keys(lock=LOCK, tools=TOOLS, install=("npm", "ci"), prod=True):
-    return [e.key for e in plan.dependency_entries("backend", lock, tools, list(install), prod_layer=prod)]
+def keys(reads=READS, tools=TOOLS, install=("npm", "ci"), prod=True):
+    return [e.key for e in plan.dependency_entries("backend", reads, tools, list(install), prod_layer=prod)]
 
 
 def test_layers_have_distinct_keys_and_paths():
-    entries = plan.dependency_entries("backend", LOCK, TOOLS, ["npm", "ci"], prod_layer=True)
+    entries = plan.dependency_entries("backend", READS, TOOLS, ["npm", "ci"], prod_layer=True)
     assert [e.role for e in entries] == ["deps-all", "deps-prod"]
     assert entries[0].key.startswith("ci-actions-deps-backend-all-")
     assert entries[1].command == ("npm", "ci", "--omit=dev")
     assert entries[0].paths == entries[1].paths == ("backend/node_modules",)
 
 
-def test_key_depends_on_lock_node_npm_platform_and_command():
+def test_key_depends_on_what_npm_reads_node_npm_platform_and_command():
     base = keys()
     assert keys() == base
-    for changed in (keys(lock=LOCK + b" "), keys(tools=Toolchain("v22.0.0", "11.19.1", "linux-x86_64")),
+    for changed in (keys(reads=(("package-lock.json", LOCK + b" "), READS[1])),
+                    keys(reads=(READS[0], ("package.json", b'{"name": "b", "dependencies": {"a": "1"}}'))),
+                    keys(reads=(*READS, (".npmrc", b"legacy-peer-deps=true\n"))),
+                    keys(tools=Toolchain("v22.0.0", "11.19.1", "linux-x86_64")),
                     keys(tools=Toolchain("v20.20.2", "10.0.0", "linux-x86_64")),
                     keys(tools=Toolchain("v20.20.2", "11.19.1", "linux-aarch64")),
                     keys(install=("npm", "ci", "--legacy-peer-deps"))):
@@ -66,21 +68,6 @@ def test_prisma_key_changes_with_schema_version_and_command():
     assert key(schema=SCHEMA + "model User { id Int @id }\n") != base
     assert key(version="7.0.1") != base
     assert key(command=("npm", "run", "db:generate")) != base
-
-
-def _request(ws, schemas):
-    return PrepareRequest(ws, [], ["npm", "ci"], False, schemas, None, ws / "store", ws / "runs", [], 1.0,
-                          "auto", RunId("a/b", "1", 1))
-
-
-def test_missing_schema_and_missing_prisma_package_are_named(tmp_path):
-    with pytest.raises(WorkspaceError, match=r"prisma-schema: backend/prisma/schema\.prisma does not exist"):
-        prisma_entries(_request(tmp_path, ["backend/prisma/schema.prisma"]))
-    (tmp_path / "backend" / "prisma").mkdir(parents=True)
-    (tmp_path / "backend" / "package.json").write_text("{}")
-    (tmp_path / "backend" / "prisma" / "schema.prisma").write_text(SCHEMA)
-    with pytest.raises(WorkspaceError, match="the `prisma` package is not installed in backend"):
-        prisma_entries(_request(tmp_path, ["backend/prisma/schema.prisma"]))
 
 
 def test_a_generate_that_writes_nothing_is_an_error_and_saves_nothing(tmp_path):

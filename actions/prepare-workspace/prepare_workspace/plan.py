@@ -1,7 +1,9 @@
 """Pure planning: what each store entry is called and holds, from facts gathered beforehand.
 
-A key names everything that changes the installed bytes, so a hit is always safe to use: the lock
-file, Node and npm versions, OS and architecture, the install command and the layer. Prisma's client
+A key names everything that changes the installed bytes, so a hit is always safe to use: every file
+`npm ci` reads (the lock, package.json, .npmrc, the workspaces' manifests), Node and npm versions, OS
+and architecture, the install command and the layer. A package.json that no longer matches its lock
+therefore misses, and `npm ci` itself refuses it, in its own words. Prisma's client
 is keyed by the schema's digest, the Prisma version and the output path, so a client generated from
 another schema is never restored.
 """
@@ -42,14 +44,16 @@ def slug(directory: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", directory).strip("-") or "root"
 
 
-def dependency_entries(directory: str, lock: bytes, toolchain: Toolchain, install: Sequence[str], *,
-                       prod_layer: bool) -> list[StoreEntry]:
-    """The full layer (what tests need), and the production-only layer when asked for."""
+def dependency_entries(directory: str, install_inputs: Sequence[tuple[str, bytes]], toolchain: Toolchain,
+                       install: Sequence[str], *, prod_layer: bool) -> list[StoreEntry]:
+    """The full layer (what tests need), and the production-only layer when asked for.
+    `install_inputs` is every (name, content) the install reads."""
     layers = [("all", tuple(install))] + ([("prod", prod_command(install))] if prod_layer else [])
+    read = [part for name, content in install_inputs for part in (name, content)]
     return [StoreEntry(
         role=f"deps-{layer}", directory=directory,
         key=f"ci-actions-deps-{slug(directory)}-{layer}-"
-            + _digest(lock, toolchain.node, toolchain.npm, toolchain.platform, shlex.join(command), layer),
+            + _digest(*read, toolchain.node, toolchain.npm, toolchain.platform, shlex.join(command), layer),
         paths=(str(PurePosixPath(directory) / "node_modules"),), command=tuple(command))
         for layer, command in layers]
 

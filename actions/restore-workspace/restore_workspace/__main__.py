@@ -1,6 +1,5 @@
 """restore-workspace as a GitHub step."""
 
-import shlex
 from pathlib import Path
 
 from ci_actions import artifact, cache, runner
@@ -22,6 +21,7 @@ def request() -> RestoreRequest:
         run=artifact.RunId(context.repository, context.run_id, context.attempt),
         commands=Commands(tuple(runner.get_argv_input("install-command", default=DEFAULT_INSTALL)),
                           tuple(runner.get_argv_input("prisma-generate-command")) or None),
+        clean=runner.get_boolean_input("clean", default=True),
         shared_store=runner.get_boolean_input("shared-store"),
     )
 
@@ -37,17 +37,12 @@ def summary(report: RestoreReport) -> str:
 
 def main() -> None:
     try:
-        wanted = request()
-        report = restore_workspace(wanted)
+        report = restore_workspace(request())
     except (runner.InputError, ArtifactError, WorkspaceError) as exc:
         runner.set_output("workspace-ready", "false")
         runner.fail(str(exc))
     for warning in report.warnings:
         runner.warning(warning)
-    for result in report.entries:
-        if not result.hit:
-            runner.warning(f"{result.entry.key} was not in the store; rebuilt it with "
-                           f"`{shlex.join(wanted.commands.for_entry(result.entry))}`")
     runner.set_output("workspace-ready", "true")
     runner.set_output("cache-hit", "true" if report.all_hit else "false")
     runner.set_output("artifact-digest", f"sha256:{report.manifest.archive_sha256}")

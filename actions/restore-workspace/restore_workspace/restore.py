@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci_actions import artifact
-from ci_actions.workspace import Commands, EntryResult, Job, complete, from_metadata, warnings_of
+from ci_actions.workspace import (
+    Commands,
+    EntryResult,
+    Job,
+    StoreEntry,
+    WorkspaceError,
+    complete,
+    from_metadata,
+    warnings_of,
+)
+from restore_workspace import guard
 
 
 @dataclass(frozen=True)
@@ -19,6 +30,7 @@ class RestoreRequest:
     link_mode: str
     run: artifact.RunId
     commands: Commands  # what rebuilds an entry the store lost: this job's own inputs, not the artifact's
+    clean: bool = False  # wipe the workspace even if it holds work (see guard.py)
     shared_store: bool = False  # see cache-local's shared-store input
 
 
@@ -35,14 +47,26 @@ class RestoreReport:
 
     @property
     def warnings(self) -> list[str]:
-        return warnings_of(self.entries)
+        rebuilt = [f"{r.entry.key} was not in the store; rebuilt it with `{shlex.join(r.built_with)}`"
+                   for r in self.entries if not r.hit]
+        return [*warnings_of(self.entries), *rebuilt]
+
+
+def check_layer(entries: list[StoreEntry], layer: str) -> None:
+    """A layer prepare did not make is an error, not a node_modules with nothing in it."""
+    roles = {e.role for e in entries}
+    if roles & {"deps-all", "deps-prod"} and f"deps-{layer}" not in roles:
+        raise WorkspaceError(f"layer: {layer} was asked for, but prepare-workspace made no {layer} layer in "
+                             f"this run; set prod-layer: true there, or use layer: all")
 
 
 def restore_workspace(request: RestoreRequest) -> RestoreReport:
     started = time.monotonic()
     directory = artifact.find(request.workspace_root, request.run)
-    recorded = artifact.read_manifest(directory)
-    from_metadata(recorded.metadata, recorded.run)  # refused before the workspace is touched
+    recorded = artifact.read_manifest(directory)  # all checked before the workspace is touched:
+    check_layer(from_metadata(recorded.metadata, recorded.run), request.layer)
+    if not request.clean:
+        guard.check(request.workspace_root, request.workspace)
     manifest = artifact.unpack(directory, request.workspace)
     phases = {"unpack": time.monotonic() - started}
     wanted = [e for e in from_metadata(manifest.metadata, manifest.run) if e.wanted_for(request.layer)]
@@ -53,5 +77,6 @@ def restore_workspace(request: RestoreRequest) -> RestoreReport:
         results += complete([Job(e, request.workspace, request.commands.for_entry(e)) for e in step],
                             request.cache_dir, request.link_mode, shared=request.shared_store)
     phases["dependencies"] = time.monotonic() - mark
+    guard.record(request.workspace_root, request.workspace, manifest.run)
     phases["total"] = time.monotonic() - started
     return RestoreReport(directory, manifest, results, phases)

@@ -1,0 +1,124 @@
+"""restore-workspace never destroys work, and never reports a layer that prepare did not make.
+
+The CLI's default (no --clean) is the guarded one; the action passes clean: true by default, as
+actions/checkout cleans a runner's job directory.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+from ci_actions.artifact import RunId
+from ci_actions.store.store import Store
+from ci_actions.workspace import WorkspaceError
+from restore_workspace.guard import WorkAtRisk
+from tests.support.small_workspace import install_command, prepare_small, restore_small
+
+RUN = RunId("acme/guard", "3", 1)
+
+
+@pytest.fixture
+def tmp(tmp_path):
+    prepare_small(tmp_path, RUN)
+    return tmp_path
+
+
+def git(cwd, *args):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+def test_an_empty_or_missing_workspace_is_restored(tmp):
+    restore_small(tmp, RUN, tmp / "new-job")
+    (tmp / "empty").mkdir()
+    restore_small(tmp, RUN, tmp / "empty")
+    assert (tmp / "empty" / "app" / "node_modules" / "dep" / "index.js").exists()
+
+
+def test_a_directory_of_someone_elses_files_is_refused_and_left_whole(tmp):
+    job = tmp / "notes"
+    (job / "drafts").mkdir(parents=True)
+    (job / "drafts" / "plan.md").write_text("mine")
+    (job / "todo.txt").write_text("mine too")
+    with pytest.raises(WorkAtRisk, match=r"files no restore left here, which a restore would delete: .*todo"):
+        restore_small(tmp, RUN, job)
+    assert (job / "drafts" / "plan.md").read_text() == "mine" and (job / "todo.txt").exists()
+    restore_small(tmp, RUN, job, clean=True)
+    assert not (job / "todo.txt").exists() and (job / "app" / "index.js").exists()
+
+
+def test_the_tree_a_restore_left_is_replaced_but_work_added_since_is_not(tmp):
+    job = tmp / "job"
+    restore_small(tmp, RUN, job)
+    (job / "app" / "node_modules" / "dep" / "scratch.js").write_text("node_modules never counts")
+    restore_small(tmp, RUN, job)  # unchanged since the last restore: replaced without a word
+    (job / "app" / "index.js").write_text("edited")
+    (job / "app" / "new.js").write_text("added")
+    with pytest.raises(WorkAtRisk, match=r"files added or changed since the last restore.*app/"):
+        restore_small(tmp, RUN, job)
+    assert (job / "app" / "index.js").read_text() == "edited" and (job / "app" / "new.js").exists()
+    message = ""
+    try:
+        restore_small(tmp, RUN, job)
+    except WorkAtRisk as exc:
+        message = str(exc)
+    assert "app/index.js" in message and "app/new.js" in message and "--clean" in message
+
+
+@pytest.mark.parametrize("work", ["modified", "untracked", "stash", "unpushed", "none"])
+def test_a_git_checkout_is_replaced_only_when_nothing_is_uncommitted_or_unpushed(tmp, work):
+    upstream, job = tmp / "upstream", tmp / "checkout"
+    upstream.mkdir()
+    git(upstream, "init", "-q", "-b", "main")
+    (upstream / "README").write_text("r\n")
+    (upstream / ".gitignore").write_text("node_modules\ndist\n")
+    git(upstream, "add", ".")
+    git(upstream, "commit", "-qm", "init")
+    git(tmp, "clone", "-q", str(upstream), str(job))
+    (job / "dist").mkdir()
+    (job / "dist" / "built.js").write_text("ignored output is not work")
+    if work == "modified":
+        (job / "README").write_text("changed\n")
+    elif work == "untracked":
+        (job / "notes.txt").write_text("new\n")
+    elif work == "stash":
+        (job / "README").write_text("stashed\n")
+        git(job, "stash", "-q")
+    elif work == "unpushed":
+        (job / "README").write_text("committed, not pushed\n")
+        git(job, "commit", "-qam", "local")
+    if work == "none":
+        restore_small(tmp, RUN, job)
+        assert (job / "app" / "index.js").exists() and not (job / "README").exists()
+        return
+    expected = {"modified": "README", "untracked": "notes.txt", "stash": r"\(stashed changes\)",
+                "unpushed": r"\(commits on no remote\)"}[work]
+    with pytest.raises(WorkAtRisk, match=f"a git checkout with uncommitted work.*{expected}"):
+        restore_small(tmp, RUN, job)
+    assert (job / "README").exists() and (job / ".git").is_dir()
+
+
+def test_a_layer_prepare_did_not_make_is_an_error_naming_the_input(tmp):
+    with pytest.raises(WorkspaceError, match="layer: prod was asked for, but prepare-workspace made no prod "
+                                             "layer in this run; set prod-layer: true there"):
+        restore_small(tmp, RUN, tmp / "build-job", layer="prod")
+    assert not (tmp / "build-job").exists()
+
+
+def test_the_prod_layer_is_restored_when_prepare_made_it(tmp_path):
+    run = RunId("acme/guard", "4", 1)
+    prepare_small(tmp_path, run, prod_layer=True)
+    report = restore_small(tmp_path, run, tmp_path / "build-job", layer="prod")
+    assert [r.entry.role for r in report.entries] == ["deps-prod"] and report.all_hit
+
+
+def test_the_cli_warns_as_the_action_does_when_it_rebuilds_a_lost_entry(tmp):
+    Store(tmp / "store").prune(max_bytes=0, max_age=1e9)
+    done = subprocess.run([sys.executable, "-m", "ci_actions", "workspace", "restore", "--workspace",
+                           str(tmp / "cli-job"), "--workspace-root", str(tmp / "runs"), "--cache-dir",
+                           str(tmp / "store"), "--repository", RUN.repository, "--run-id", RUN.run_id,
+                           "--install-command", " ".join(install_command(tmp))],
+                          capture_output=True, text=True, check=True)
+    assert "warning: ci-actions-deps-app-all-" in done.stderr and "was not in the store; rebuilt it with" \
+        in done.stderr
