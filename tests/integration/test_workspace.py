@@ -91,6 +91,20 @@ def test_lock_out_of_sync_quotes_npm_and_saves_nothing(env):
     assert Store(env[1]).headers() == []
 
 
+def test_a_package_json_edited_without_its_lock_misses_a_warm_store_and_npm_refuses_it(env):
+    """The left-pad case: a dependency added to package.json, the lock not updated, committed. The key
+    covers package.json, so the warm entry is not served and the job fails in npm's own words."""
+    prepare(request(env, "81", prod_layer=False))
+    package = env[0] / "app" / "package.json"
+    manifest = json.loads(package.read_text())
+    manifest["dependencies"]["left-pad"] = "^1.3.0"
+    package.write_text(json.dumps(manifest))
+    with pytest.raises(WorkspaceError, match=r"(?s)app: deps-all: .*can only install packages when your "
+                                             r"package\.json and package-lock\.json .*in sync"):
+        prepare(request(env, "82", prod_layer=False))
+    assert len(installs(env)) == 2
+
+
 def test_an_entry_lost_from_the_store_is_rebuilt_with_a_warning(env, tmp_path):
     prepare(request(env, "7"))
     Store(env[1]).prune(max_bytes=0, max_age=1e9)
