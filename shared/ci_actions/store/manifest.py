@@ -26,8 +26,15 @@ LAST_USED_PREFIX = b'{"last_used": "'
 LAST_USED_WIDTH = 17  # "1764350000.123456": seconds and microseconds, fixed width
 _INT64 = 1 << 63  # sizes and times beyond it are refused by the syscalls that would get them
 _is_digest = re.compile("[0-9a-f]{64}").fullmatch
-# Searched in "/" + path + "/": an empty, "." or ".." component, a leading or trailing slash, a NUL.
-_bad_path = re.compile(r"//|/\.\.?/|\x00").search
+_HEX = b"0123456789abcdef"
+_dot_component = re.compile(r"/\.\.?/").search
+
+
+def _bad_path(path: str) -> bool:
+    """An empty, "." or ".." component, a leading or trailing slash, or a NUL. Three substring tests
+    of "/path/" settle most paths; only one with a dotfile in it is searched further."""
+    framed = f"/{path}/"
+    return "//" in framed or "\x00" in framed or ("/." in framed and _dot_component(framed) is not None)
 
 
 class ManifestError(ValueError):
@@ -73,15 +80,15 @@ class Record(NamedTuple):
         Modes lose their setuid, setgid and sticky bits here, so no consumer can restore them."""
         if type(row) is list and len(row) == 7 and row[0] == "f":  # most rows: the fewest checks that do
             _, path, mode, size, digest, mtime_ns, blob_mtime_ns = row
-            if (type(path) is str and not _bad_path(f"/{path}/")
-                    and type(digest) is str and _is_digest(digest)
-                    and type(mode) is int and type(size) is int and 0 <= size < _INT64
-                    and type(mtime_ns) is int and -_INT64 <= mtime_ns < _INT64
-                    and type(blob_mtime_ns) is int):
-                # A bare tuple, twice as fast as cls(...).
-                return _new_tuple(cls, ("file", path, mode & 0o777, size, digest, mtime_ns, "",
-                                        blob_mtime_ns))
-        elif type(row) is list and len(row) == 3 and type(row[1]) is str and not _bad_path(f"/{row[1]}/"):
+            if (type(path) is str and type(digest) is str and len(digest) == 64  # its characters: see loads
+                    and type(mode) is type(size) is type(mtime_ns) is type(blob_mtime_ns) is int
+                    and 0 <= size < _INT64 and -_INT64 <= mtime_ns < _INT64):
+                framed = f"/{path}/"  # _bad_path, inline: this runs once per file
+                if not ("//" in framed or "\x00" in framed or ("/." in framed and _dot_component(framed))):
+                    # A bare tuple, twice as fast as cls(...).
+                    return _new_tuple(cls, ("file", path, mode & 0o777, size, digest, mtime_ns, "",
+                                            blob_mtime_ns))
+        elif type(row) is list and len(row) == 3 and type(row[1]) is str and not _bad_path(row[1]):
             tag, path, third = row
             if tag == "d" and type(third) is int:
                 return cls("dir", path, third & 0o777)
@@ -98,12 +105,12 @@ def _fault(row: object) -> str:
     path = row[1]
     if type(path) is not str or not path or "\x00" in path:
         return f"record path is not a name: {shown}"
-    if _bad_path(f"/{path}/"):
+    if _bad_path(path):
         parts = path.split("/")
         if path.startswith("/") or ".." in parts:
             return f"record {path!r} points outside the workspace"
         return f"record path {path!r} is not in normal form (an empty or '.' component)"
-    if row[0] == "f" and not (type(row[4]) is str and _is_digest(row[4])):
+    if row[0] == "f" and not (type(row[4]) is str and _is_digest(row[4]) is not None):
         return f"record {path!r} has digest {row[4]!r:.80}, not 64 lowercase hex characters"
     if row[0] == "l":
         return f"symlink {path!r} has target {row[2]!r:.80}, not a non-empty string without NUL"
@@ -213,8 +220,19 @@ def loads(data: bytes) -> Manifest:
         raise ManifestError(f"unreadable record: {exc}") from exc
     if len(records) != header.records:
         raise ManifestError(f"{len(records)} records, header says {header.records}")
+    _check_digests(records)
     _check_tree(records)
     return Manifest(header, records)
+
+
+def _check_digests(records: list[Record]) -> None:
+    """Every file digest (64 characters long, from_row saw to that) is lowercase hex: all of them at
+    once, one C pass over their bytes, ten times cheaper than a match per row."""
+    digests = "".join([record.digest for record in records if record.kind == "file"])
+    if digests.isascii() and not digests.encode().translate(None, _HEX):
+        return
+    bad = next(r for r in records if r.kind == "file" and _is_digest(r.digest) is None)
+    raise ManifestError(f"record {bad.path!r} has digest {bad.digest!r}, not 64 lowercase hex characters")
 
 
 def _check_tree(records: list[Record]) -> None:
