@@ -206,7 +206,10 @@ def _tar(argv: list[str], failed: str, **pipes: int) -> Iterator[subprocess.Pope
         try:
             yield tar
             _close(tar)
-            tar.wait(TAR_DEADLINE)  # the watchdog kills it before this expires
+            tar.wait(TAR_DEADLINE + REAP_SECONDS)  # the watchdog kills it before this expires
+        except subprocess.TimeoutExpired as exc:
+            tar.kill()
+            raise ArtifactError(f"{failed}: tar did not exit, even killed") from exc
         except BaseException:
             tar.kill()
             raise
