@@ -59,4 +59,12 @@ def test_absolute_path_inside_workspace_is_fine(ws):
 @pytest.mark.parametrize("line", ["/etc/passwd", "../elsewhere", "backend/../../x", "!../x"])
 def test_paths_outside_the_workspace_are_refused(ws, line):
     with pytest.raises(PathError, match="workspace"):
-        match_paths([line], ws).paths
+        match_paths([line], ws)
+
+
+def test_lines_below_a_symlinked_directory_are_skipped_with_a_warning(ws):
+    (ws / "linked").symlink_to(ws / "backend")  # inside the workspace, even: a save never reads through
+    got = match_paths(["linked/src/app.ts", "linked/node_modules/*", "top.txt", "linked"], ws)
+    assert got.paths == ["top.txt", "linked"]  # the link itself is kept, as a link
+    assert [w.split(":")[0] for w in got.warnings] == ["path 'linked/src/app.ts' was not saved",
+                                                       "path 'linked/node_modules/*' was not saved"]

@@ -165,9 +165,9 @@ def check_safe(root: Path) -> None:
     /tmp, is fine there: others cannot rename what is ours). A few hundred stats, once per Store."""
     real = Path(os.path.realpath(root))
     found: list[tuple[Path, os.stat_result, bool]] = []
-    for ancestor in reversed(real.parents):
-        found.append((ancestor, os.stat(ancestor), True))
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError):  # what does not exist yet, this user will make
+        for ancestor in reversed(real.parents):
+            found.append((ancestor, os.stat(ancestor), True))
         found.append((real, os.stat(real, follow_symlinks=False), False))
         for sub in ("blobs", "entries", "tmp"):
             with contextlib.suppress(FileNotFoundError):
