@@ -34,7 +34,6 @@ def box(tmp_path: Path) -> dict[str, Path]:
     (tmp_path / "secret").write_text("the production database password\n")
     workspace = tmp_path / "work"
     workspace.mkdir()
-    (tmp_path / "runner").mkdir()
     return {"root": tmp_path, "store": tmp_path / "runner" / "store", "ws": workspace, "etc": etc}
 
 

@@ -30,6 +30,7 @@ from ci_actions.store.manifest import Record
 from ci_actions.store.slices import in_slices
 
 STAGING_PREFIX = ".ci-actions-restore-"
+_OPEN_DIRS = 64  # directory fds a move-in keeps open at most, per tree
 # Files that tools rewrite in place: a hardlink would let them write through into the store.
 EDITED_IN_PLACE = ("node_modules/.prisma/*", "*/node_modules/.prisma/*", "*.node")
 _EDITED_IN_PLACE = re.compile("|".join(fnmatch.translate(p) for p in EDITED_IN_PLACE))
@@ -235,7 +236,7 @@ def _plan_name(path: str, name: str, staged_dir: bool, st_parent: int, ws_parent
         plan.append(_Step("move", path))
     elif staged_dir and stat.S_ISDIR(there):
         existing[path] = stat.S_IMODE(there)
-        st_dir, ws_dir = open_beneath(st_parent, name), open_beneath(ws_parent, name)
+        st_dir, ws_dir = _open_dir(st_parent, name), _open_dir(ws_parent, name)
         try:
             for entry in sorted(os.scandir(st_dir), key=lambda entry: entry.name):
                 _plan_name(f"{path}/{entry.name}", entry.name, entry.is_dir(follow_symlinks=False), st_dir,
@@ -257,9 +258,16 @@ def _what(mode: int) -> str:
     return "a directory" if stat.S_ISDIR(mode) else "a file"
 
 
+def _open_dir(parent_fd: int, name: str) -> int:
+    """One component below a directory fd, not followed if it is a link (ELOOP): the cheap case of
+    open_beneath, for a walk that holds the parent's fd already."""
+    return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+
+
 class _Dirs:
     """Directory fds beneath the workspace or the staging directory, opened without following a link
-    and kept while consecutive steps use them (a plan's steps come in walk order)."""
+    and kept while the steps use them: a plan's steps come in walk order, so a directory is mostly
+    opened from its parent's fd, one component."""
 
     def __init__(self, root_fd: int) -> None:
         self.root_fd = root_fd
@@ -267,13 +275,18 @@ class _Dirs:
 
     def parent(self, path: str) -> tuple[int, str]:
         head, _, name = path.rpartition("/")
+        return self._dir(head), name
+
+    def _dir(self, head: str) -> int:
         if not head:
-            return self.root_fd, name
+            return self.root_fd
         if (fd := self.open.get(head)) is None:
-            if len(self.open) >= 32:
+            if len(self.open) >= _OPEN_DIRS:
                 self.close()
-            fd = self.open[head] = open_beneath(self.root_fd, head)
-        return fd, name
+            up, _, name = head.rpartition("/")
+            base = self.open.get(up) if up else self.root_fd
+            fd = self.open[head] = open_beneath(self.root_fd, head) if base is None else _open_dir(base, name)
+        return fd
 
     def close(self) -> None:
         for fd in self.open.values():
