@@ -23,12 +23,14 @@ passed here.
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Mapping
 
 BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
 REGULAR = {b"0", b"\0", b"7"}  # GNU tar extracts all three as regular files
 HARDLINK, SYMLINK, DIRECTORY = b"1", b"2", b"5"
+ALLOWED = REGULAR | {HARDLINK, SYMLINK, DIRECTORY}
 META = {b"x", b"g", b"L", b"K"}
 MAX_META = 1024 * 1024  # GNU tar would buffer any size; our own archives hold one path or two per header
 MAX_SIZE = 2**62
@@ -44,6 +46,9 @@ class HostileMember(ValueError):
 
 def _number(field: bytes, what: str) -> int:
     """A size or checksum field: octal digits, or GNU's base-256 (0x80 prefix) for large sizes."""
+    digits = field.rstrip(b"\0 ")
+    if digits.isdigit() and b"8" not in digits and b"9" not in digits:
+        return int(digits, 8)  # what tar writes, at most 11 digits: no range to check
     if field[:1] == b"\x80":
         value = int.from_bytes(field[1:], "big")
     elif match := _OCTAL.fullmatch(field):
@@ -58,11 +63,17 @@ def _number(field: bytes, what: str) -> int:
 def _checksum_ok(header: bytes, where: str) -> bool:
     """GNU tar takes the unsigned or the signed byte sum, with the checksum field counted as blanks."""
     recorded = _number(header[148:156], f"checksum ({where})")
-    unsigned = sum(header) - sum(header[148:156]) + 8 * 32
+    unsigned = _byte_sum(header) - sum(header[148:156]) + 8 * 32
     if unsigned == recorded:
         return True
     high = sum(1 for byte in header if byte & 0x80) - sum(1 for byte in header[148:156] if byte & 0x80)
     return unsigned - 256 * high == recorded
+
+
+def _byte_sum(block: bytes) -> int:
+    """sum(block), ten times faster: Adler-32's low half is 1 + the byte sum mod 65521, exact for 256
+    bytes (at most 65280)."""
+    return (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
 
 
 def _text(field: bytes) -> str:
@@ -160,6 +171,11 @@ class TarScanner:
                 view = view[step:]
                 continue
             need = self._meta[1] if self._meta else BLOCK
+            if not self._buffer and len(view) >= need:  # the usual case: no copy through the buffer
+                data, view = bytes(view[:need]), view[need:]
+                self._offset += need
+                self._take(data)
+                continue
             take = min(need - len(self._buffer), len(view))
             self._buffer += view[:take]
             self._offset += take
@@ -168,10 +184,13 @@ class TarScanner:
                 return
             data = bytes(self._buffer)
             self._buffer.clear()
-            if self._meta:
-                self._finish_meta(data)
-            else:
-                self._header(data)
+            self._take(data)
+
+    def _take(self, data: bytes) -> None:
+        if self._meta:
+            self._finish_meta(data)
+        else:
+            self._header(data)
 
     def finish(self) -> None:
         """The stream is over: it must have ended as an archive does, not inside a member."""
@@ -200,7 +219,7 @@ class TarScanner:
         """Name, link and size as GNU tar decides them: pax `x`, then global `g`, then GNU `L`/`K`, then
         the ustar fields (prefix + name only with the POSIX magic, as tar)."""
         pending, self._pending = self._pending, {}
-        records = {**self._globals, **pending.get(b"x", {})}
+        records = {**self._globals, **pending[b"x"]} if b"x" in pending else self._globals
         name = _text(header[0:100])
         if header[257:263] == b"ustar\0" and header[345]:
             name = _text(header[345:500]) + "/" + name
@@ -216,7 +235,7 @@ class TarScanner:
         def refuse(why: str) -> None:
             raise HostileMember(f"{name!r}: {why}")
 
-        if kind not in REGULAR | {HARDLINK, SYMLINK, DIRECTORY}:
+        if kind not in ALLOWED:
             refuse(f"file type {kind!r} (devices, FIFOs and other special files are refused)")
         if size and kind not in REGULAR:
             refuse(f"a {size}-byte {'link' if kind in (HARDLINK, SYMLINK) else 'directory'}")
