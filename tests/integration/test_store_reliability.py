@@ -93,6 +93,7 @@ def test_sixteen_jobs_save_and_restore_overlapping_keys(tmp_path):
                     restored = tree_state(tmp_path / f"job{worker}" / f"restore-{key}")
                     assert restored == expected, f"{key} restored by job{worker} differs from job{winner}"
     assert Store(store).verify().problems == []
+    assert list((store / "tmp").iterdir()) == []  # the losers took their markers away: no prune is due
     print(f"16 jobs, {sum(len(r) for r in reports.values())} save+restore pairs, one winner per key")
 
 
@@ -150,6 +151,7 @@ def test_kill_9_during_saves_never_leaves_a_partial_entry(tmp_path):
     out.mkdir()
     cli("restore", "--cache-dir", str(store), "--key", "after-crashes", "--path", "node_modules", cwd=out)
     assert tree_state(out) == tree_state(ws)
+    assert Store(store).failed_saves() > 0  # the killed saves' markers, which the budget check acts on
     cli("prune", "--cache-dir", str(store), "--max-size", "1T", "--max-age", "30d", cwd=ws)
     assert list((store / "tmp").iterdir()) == []
     assert Store(store).verify().problems == []

@@ -39,11 +39,11 @@ def in_slices(items: list, work: Callable[[list], list[T]]) -> list[T]:
     if len(parts) < 2:
         return work(items)
     workers: list[tuple[int, int]] = []
-    for part in parts[1:]:
-        workers.append(_fork(work, part, [read_end for _, read_end in workers]))
     try:
+        for part in parts[1:]:
+            workers.append(_fork(work, part, [read_end for _, read_end in workers]))
         results = work(parts[0])
-    finally:
+    finally:  # also when a fork failed: every worker forked is waited for, within the deadline
         outcomes = [_collect(*worker, deadline) for worker in workers]
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
@@ -57,7 +57,12 @@ def _fork(work: Callable[[list], list[T]], part: list, siblings: list[int]) -> t
     no pipe outlives the process it belongs to."""
     parent = os.getpid()
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
     if pid:
         os.close(write_end)
         return pid, read_end

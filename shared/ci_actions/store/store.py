@@ -124,7 +124,12 @@ def _flushing(path: Path, every: float = FLUSH_EVERY) -> Iterator[None]:
     root = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     read_end, write_end = os.pipe()
     parent = os.getpid()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (root, read_end, write_end):
+            os.close(fd)
+        raise
     if pid == 0:
         try:
             low, high = sorted((root, read_end))
@@ -358,8 +363,7 @@ class Store:
                 published = self._publish(staged, final, update)
             finally:
                 staged.unlink(missing_ok=True)
-            if published:
-                done()
+            done()
         if not published:
             return SaveResult(False, f"Another job saved cache entry {key!r} first; kept theirs.")
         return SaveResult(True, f"Cache saved with key: {key}", header.files, header.bytes, stored.new_bytes,
@@ -367,10 +371,12 @@ class Store:
 
     @contextlib.contextmanager
     def _saving(self) -> Iterator[Callable[[], None]]:
-        """A marker in tmp/, flock'ed while this save runs and removed when it publishes (call the
-        function given). One whose lock is free is a save that died or failed, whose blobs may be
-        orphans: enforce_budget sees it (failed_saves) and prunes, which reclaims them. It is made
-        under another name and renamed once locked, so no one sees it unlocked while it lives."""
+        """A marker in tmp/, flock'ed while this save runs and removed when it ends, published or beaten
+        to its key (call the function given; a loser stored the winner's content, mostly, and a prune
+        per lost race would cost more than its few orphans). One whose lock is free is a save that
+        died or failed, whose blobs may be orphans: enforce_budget sees it (failed_saves) and prunes,
+        which reclaims them. It is made under another name and renamed once locked, so no one sees it
+        unlocked while it lives."""
         token = secrets.token_hex(8)
         fd = os.open(self.tmp / f"new-{token}", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                      | os.O_CLOEXEC, 0o644)
@@ -495,7 +501,7 @@ class Store:
     def events(self) -> list[dict]:
         try:
             text = self._read(self.root / "events.jsonl").decode(errors="replace")
-        except FileNotFoundError:
+        except (FileNotFoundError, ManifestError):  # none yet, or a link: no history to trust
             return []
         events = []
         for line in text.splitlines():
@@ -505,6 +511,7 @@ class Store:
 
     def manifests(self) -> tuple[list[tuple[Path, Manifest]], list[tuple[Path, str]]]:
         """Every manifest that parses, and every one that does not (with the reason)."""
+        self._check()  # before the loop, which takes any OSError for a bad manifest
         good, bad = [], []
         for path in self._manifest_paths():
             try:
