@@ -49,6 +49,7 @@ from typing import BinaryIO
 import zstandard
 
 from ci_actions.atomic import write_atomic
+from ci_actions.beneath import open_beneath
 from ci_actions.tar_scan import HostileMember, TarScanner, resolve
 
 FORMAT = "ci-actions-workspace-1"
@@ -64,6 +65,7 @@ REAP_SECONDS = 60  # the longest wait for a killed tar to be reaped
 UNPACK_RATIO = 100
 UNPACK_FLOOR = 64 * 1024 * 1024
 UNPACK_CEILING = 64 * 1024**3
+MANIFEST_LIMIT = 256 * 1024 * 1024  # a manifest line per file: ~60 bytes; a bigger one is not ours
 SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -299,7 +301,10 @@ def read_manifest(directory: Path) -> ArtifactManifest:
     """The manifest, every field checked for its type: another job may have written it."""
     try:
         with _open_regular(directory / MANIFEST) as handle:
-            return _validated(json.loads(handle.read()))
+            text = handle.read(MANIFEST_LIMIT + 1)
+        if len(text) > MANIFEST_LIMIT:
+            raise ValueError(f"larger than {MANIFEST_LIMIT} bytes")
+        return _validated(json.loads(text))
     except (OSError, ValueError, TypeError) as exc:
         raise ArtifactError(f"the artifact manifest {directory / MANIFEST} is unreadable: {exc}") from exc
 
@@ -415,31 +420,40 @@ class _Landed:
         self.links: dict[str, str] = {}
         self._shared: dict[tuple[int, int], list] = {}  # inode of a hardlinked file -> [nlink, seen, path]
 
-    def walk(self, directory: int, prefix: str) -> None:
-        with os.scandir(directory) as it:
-            entries = list(it)
-        for entry in entries:
-            path = prefix + entry.name
-            if entry.is_symlink():
-                self.links[path] = os.readlink(entry.name, dir_fd=directory)
-                continue
-            info = entry.stat(follow_symlinks=False)
-            if info.st_mode & SPECIAL_BITS:
-                # staging is private (0700) and tar is done: nothing can turn this entry into a link now
-                os.chmod(entry.name, stat.S_IMODE(info.st_mode) & ~SPECIAL_BITS, dir_fd=directory)
-            if stat.S_ISDIR(info.st_mode):
-                fd = os.open(entry.name, _DIRECTORY, dir_fd=directory)
-                try:
-                    self.walk(fd, path + "/")
-                finally:
-                    os.close(fd)
-            elif stat.S_ISREG(info.st_mode):
-                self.files[path] = info.st_size
-                if info.st_nlink > 1:
-                    self._shared.setdefault((info.st_dev, info.st_ino), [info.st_nlink, 0, path])[1] += 1
-            else:
-                raise ArtifactError(f"{self.run}: refused archive member {path!r}: it landed as a "
-                                    f"{_KINDS.get(stat.S_IFMT(info.st_mode), 'special file')}")
+    def walk(self, root: int) -> None:
+        """Iterative, each directory opened beneath `root` with no link followed: an archive may nest
+        deeper than Python recurses, or hold more directories than a process may keep open."""
+        pending = [""]
+        while pending:
+            prefix = pending.pop()
+            directory = open_beneath(root, prefix)
+            try:
+                with os.scandir(directory) as it:
+                    entries = list(it)
+                pending += [f"{prefix}{entry.name}/" for entry in entries
+                            if self._entry(directory, prefix, entry)]
+            finally:
+                os.close(directory)
+
+    def _entry(self, directory: int, prefix: str, entry: os.DirEntry) -> bool:
+        """Record one entry; True if it is a directory to walk."""
+        path = prefix + entry.name
+        if entry.is_symlink():
+            self.links[path] = os.readlink(entry.name, dir_fd=directory)
+            return False
+        info = entry.stat(follow_symlinks=False)
+        if info.st_mode & SPECIAL_BITS:
+            # staging is private (0700) and tar is done: nothing can turn this entry into a link now
+            os.chmod(entry.name, stat.S_IMODE(info.st_mode) & ~SPECIAL_BITS, dir_fd=directory)
+        if stat.S_ISDIR(info.st_mode):
+            return True
+        if not stat.S_ISREG(info.st_mode):
+            raise ArtifactError(f"{self.run}: refused archive member {path!r}: it landed as a "
+                                f"{_KINDS.get(stat.S_IFMT(info.st_mode), 'special file')}")
+        self.files[path] = info.st_size
+        if info.st_nlink > 1:
+            self._shared.setdefault((info.st_dev, info.st_ino), [info.st_nlink, 0, path])[1] += 1
+        return False
 
     def check(self) -> None:
         """No symlink resolves (through the tree's own links, as the kernel would) outside the tree, and
@@ -464,7 +478,7 @@ def _check_landed(staging: Path, scanner: TarScanner, manifest: ArtifactManifest
     landed = _Landed(manifest.run)
     root = os.open(staging, _DIRECTORY)
     try:
-        landed.walk(root, "")
+        landed.walk(root)
     except OSError as exc:
         raise ArtifactError(f"{manifest.run}: cannot check the unpacked tree: {exc}") from exc
     finally:

@@ -389,7 +389,7 @@ def landed(staging):
     result = _Landed(str(RUN))
     fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        result.walk(fd, "")
+        result.walk(fd)
     finally:
         os.close(fd)
     return result
@@ -478,3 +478,16 @@ def test_retention_never_follows_a_link_planted_under_the_root(tmp_path):
     (tmp_path / "root" / "planted").symlink_to(tmp_path / "outside")
     assert remove_expired(tmp_path / "root", older_than=86400, keep=tmp_path / "none") == []
     assert (outside / MANIFEST).exists()
+
+
+def test_a_tree_deeper_than_python_recurses_is_walked(tmp_path):
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    fd = os.open(staging, os.O_RDONLY)
+    for _ in range(1500):  # 3000 bytes of path: tar makes it, and a recursive walk could not go down it
+        os.mkdir("d", dir_fd=fd)
+        fd, parent = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+        os.close(parent)
+    os.close(os.open("f", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+    os.close(fd)
+    assert landed(staging).files == {"d/" * 1500 + "f": 0}
