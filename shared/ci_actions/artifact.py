@@ -188,9 +188,6 @@ TAR_CREATE = ["tar", "--create", "--file=-", "--format=posix",
               "--pax-option=delete=atime,delete=ctime,delete=mtime",
               "--numeric-owner", "--owner=0", "--group=0", "--no-recursion", "--null"]
 TAR_EXTRACT = ["tar", "--extract", "--file=-", "--no-same-owner", "--delay-directory-restore"]
-# Names pass as bytes both ways: in the C locale tar never recodes a pax path from UTF-8, so it lands
-# where the scanner (which reads the same bytes) saw it.
-TAR_ENV = {**os.environ, "LC_ALL": "C"}
 
 
 @contextlib.contextmanager
@@ -198,9 +195,10 @@ def _tar(argv: list[str], failed: str, **pipes: int) -> Iterator[subprocess.Pope
     """Run tar under a watchdog that kills it past TAR_DEADLINE, which also ends any read or write
     blocked on its pipes. Any error in the body kills it at once. Either way both pipe ends are closed
     and tar is reaped within a bounded wait; a non-zero exit raises ArtifactError(`failed`: tar's
-    message). Its stderr goes to a file: a chatty tar can never block on a full pipe."""
+    message). Its stderr goes to a file: a chatty tar can never block on a full pipe. In the C locale
+    tar never recodes a pax path from UTF-8: names land as the bytes the scanner read."""
     with tempfile.TemporaryFile() as errors:
-        tar = subprocess.Popen(argv, stderr=errors, env=TAR_ENV, **pipes)
+        tar = subprocess.Popen(argv, stderr=errors, env={**os.environ, "LC_ALL": "C"}, **pipes)
         expired = threading.Event()
         watchdog = threading.Timer(TAR_DEADLINE, lambda: (expired.set(), tar.kill()))
         watchdog.daemon = True
