@@ -16,7 +16,7 @@ from pathlib import Path
 
 import filelock
 
-from ci_actions.paths import match_paths
+from ci_actions.paths import match_paths, selects
 from ci_actions.store.keys import cache_version, is_exact_match, validate_key, validate_keys
 from ci_actions.store.slices import WorkerFailed
 from ci_actions.store.store import EntryBroken, PruneReport, SaveResult, Store
@@ -73,6 +73,7 @@ def restore(spec: CacheSpec, *, link_mode: str = "auto", lookup_only: bool = Fal
     a reinstall, never a broken tree.
     """
     keys = validate_keys(spec.key, spec.restore_keys)
+    selected = selects(spec.paths, spec.workspace)
     started = time.monotonic()
     outcome = RestoreOutcome(spec.key)
     store = Store(spec.cache_dir, shared=spec.shared)
@@ -82,7 +83,7 @@ def restore(spec: CacheSpec, *, link_mode: str = "auto", lookup_only: bool = Fal
                 outcome.matched_key = header.key
                 break
             try:
-                result = store.restore(header, spec.workspace, link_mode)
+                result = store.restore(header, spec.workspace, selected, link_mode)
             except EntryBroken as exc:
                 outcome.warnings.append(str(exc))
                 continue

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -113,12 +113,8 @@ def _linked_parent(root: str, literal: str) -> str | None:
     return None
 
 
-def match_paths(lines: Sequence[str], workspace: Path) -> Matched:
-    """Everything the `path` lines select under workspace, relative to it (see the module docstring).
-
-    Walks with strings and scandir: this runs over every file of a node_modules on each save.
-    """
-    workspace = workspace.resolve()
+def _patterns(lines: Sequence[str], workspace: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """The positive lines with their patterns, and the negative patterns."""
     positives: list[tuple[str, str]] = []  # (the line, its pattern)
     negatives: list[str] = []
     for raw in lines:
@@ -131,6 +127,26 @@ def match_paths(lines: Sequence[str], workspace: Path) -> Matched:
             negatives.append(pattern)
         else:
             positives.append((line, pattern))
+    return positives, negatives
+
+
+def selects(lines: Sequence[str], workspace: Path) -> Callable[[str], bool]:
+    """Whether the lines select a workspace-relative path itself (as a save's match would take it):
+    what a restore checks every top path of an entry against, so that it writes nowhere else."""
+    positives, negatives = _patterns(lines, workspace.resolve())
+    wanted = [compile_pattern(pattern) for _, pattern in positives]
+    dropped = [compile_pattern(pattern) for pattern in negatives]
+    return lambda path: (any(rx.fullmatch(path) for rx in wanted)
+                         and not any(rx.fullmatch(path) for rx in dropped))
+
+
+def match_paths(lines: Sequence[str], workspace: Path) -> Matched:
+    """Everything the `path` lines select under workspace, relative to it (see the module docstring).
+
+    Walks with strings and scandir: this runs over every file of a node_modules on each save.
+    """
+    workspace = workspace.resolve()
+    positives, negatives = _patterns(lines, workspace)
     excluded = [compile_pattern(p) for p in negatives]
     root = str(workspace)
     cut = len(root) + 1

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from ci_actions.paths import selects
 from ci_actions.store import manifest as mf
 from ci_actions.store.keys import cache_version
 from ci_actions.store.store import EntryBroken, Store
 
 VERSION = cache_version(["node_modules"])
+SELECTED = selects(["node_modules"], Path("/"))  # what a consumer of these entries asks for
 
 
 def make_tree(root: Path) -> None:
@@ -73,7 +75,7 @@ def test_restore_is_identical(saved, tmp_path, link_mode):
     target = tmp_path / f"target-{link_mode}"
     target.mkdir()
     header = store.lookup(["deps-1"], VERSION)
-    restored = store.restore(header, target, link_mode)
+    restored = store.restore(header, target, SELECTED, link_mode)
     want, got = snapshot(source), snapshot(target)
     if link_mode == "hardlink":  # a link shares the blob's inode: read-only mode, the blob's mtime
         want = {k: (v[0], v[1] & 0o111, v[2]) if v[0] == "file" else v for k, v in want.items()}
@@ -84,7 +86,7 @@ def test_restore_is_identical(saved, tmp_path, link_mode):
 
 def test_hardlink_mode_copies_files_edited_in_place(saved, tmp_path):
     store, _, _ = saved
-    store.restore(store.lookup(["deps-1"], VERSION), tmp_path, "hardlink")
+    store.restore(store.lookup(["deps-1"], VERSION), tmp_path, SELECTED, "hardlink")
     linked = tmp_path / "node_modules" / "pkg" / "index.js"
     assert linked.stat().st_mode & 0o222 == 0  # read-only: an in-place edit fails instead of corrupting
     assert (tmp_path / "node_modules" / ".prisma" / "client" / "index.js").stat().st_nlink == 1
@@ -129,7 +131,7 @@ def test_flipped_byte_in_a_blob_drops_the_entry_and_restores_nothing(saved, tmp_
     target = tmp_path / "target"
     target.mkdir()
     with pytest.raises(EntryBroken, match="1 corrupt blob"):
-        store.restore(store.lookup(["deps-1"], VERSION), target)
+        store.restore(store.lookup(["deps-1"], VERSION), target, SELECTED)
     assert list(target.iterdir()) == []
     assert store.lookup(["deps-1"], VERSION) is None
     assert not blob.exists()
@@ -140,7 +142,7 @@ def test_a_touched_blob_is_rehashed_and_still_restores(saved, tmp_path):
     manifest = store.load(VERSION, "deps-1")
     blob = store.blobs.path(next(r for r in manifest.records if r.kind == "file").digest)
     os.utime(blob)  # a new mtime, same bytes: re-hashed, found intact
-    store.restore(store.lookup(["deps-1"], VERSION), tmp_path)
+    store.restore(store.lookup(["deps-1"], VERSION), tmp_path, SELECTED)
     assert snapshot(tmp_path) == snapshot(source)
 
 
@@ -150,7 +152,7 @@ def test_truncated_manifest_is_detected_and_dropped(saved, tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(EntryBroken, match="damaged manifest"):
-        store.restore(store.lookup(["deps-1"], VERSION), tmp_path)
+        store.restore(store.lookup(["deps-1"], VERSION), tmp_path, SELECTED)
     assert not path.exists()
 
 
@@ -158,7 +160,7 @@ def test_restore_stamps_last_used(saved, tmp_path):
     store, _, _ = saved
     before = store.lookup(["deps-1"], VERSION).last_used
     time.sleep(0.01)
-    store.restore(store.lookup(["deps-1"], VERSION), tmp_path)
+    store.restore(store.lookup(["deps-1"], VERSION), tmp_path, SELECTED)
     after = store.lookup(["deps-1"], VERSION)
     assert after.last_used > before
     assert mf.loads(store.entry_path(VERSION, "deps-1").read_bytes()).header.last_used == after.last_used
@@ -204,7 +206,7 @@ def test_restore_merges_into_an_existing_tree(saved, tmp_path, link_mode):
     (target / "node_modules" / "pkg").mkdir(parents=True)
     (target / "node_modules" / "pkg" / "index.js").write_text("stale\n")
     (target / "node_modules" / "local.txt").write_text("mine\n")
-    store.restore(store.lookup(["deps-1"], VERSION), target, link_mode)
+    store.restore(store.lookup(["deps-1"], VERSION), target, SELECTED, link_mode)
     assert (target / "node_modules" / "pkg" / "index.js").read_text() == "module.exports = 1\n"
     assert (target / "node_modules" / "local.txt").read_text() == "mine\n"  # as tar -x: extra files stay
     assert (target / "node_modules" / "pkg" / "lib" / "big.bin").read_bytes() == \
@@ -232,7 +234,7 @@ def test_a_read_only_directory_keeps_its_mode_and_contents(tmp_path):
     store.save("deps-ro", VERSION, ["node_modules"], source, relative(walk(source), source))
     target = tmp_path / "target"
     try:
-        store.restore(store.lookup(["deps-ro"], VERSION), target, "hardlink")
+        store.restore(store.lookup(["deps-ro"], VERSION), target, SELECTED, "hardlink")
         assert (target / "node_modules" / "sealed").stat().st_mode & 0o777 == 0o555
         assert (target / "node_modules" / "sealed" / "a.js").read_text() == "a\n"
     finally:
@@ -247,7 +249,7 @@ def test_a_killed_restores_staging_directory_is_removed_by_the_next(saved, tmp_p
     (stale / "node_modules").mkdir(parents=True)
     live = target / f".ci-actions-restore-{os.getpid()}-1111"  # another restore, still running
     live.mkdir()
-    store.restore(store.lookup(["deps-1"], VERSION), target)
+    store.restore(store.lookup(["deps-1"], VERSION), target, SELECTED)
     assert not stale.exists() and live.exists()
     assert sorted(p.name for p in target.iterdir()) == [live.name, "node_modules"]
 
@@ -312,7 +314,7 @@ def test_copies_within_one_save_are_stored_once(tmp_path):
     assert result.new_bytes == 4 + 4 + len(big)
     assert sorted(p.name[64:] for p in store.blobs.dir.glob("*/*")) == ["", "", "x"]
     target = tmp_path / "target"
-    store.restore(store.lookup(["deps-1"], VERSION), target, "copy")
+    store.restore(store.lookup(["deps-1"], VERSION), target, SELECTED, "copy")
     assert snapshot(target) == snapshot(source)
 
 
@@ -335,7 +337,7 @@ def test_a_blob_left_short_by_a_crash_is_replaced_not_trusted(tmp_path, left):
     assert store.blobs.path(short.name).read_bytes() == content
     assert store.verify().problems == []
     target = tmp_path / "target"
-    store.restore(store.lookup(["deps-1"], VERSION), target, "copy")
+    store.restore(store.lookup(["deps-1"], VERSION), target, SELECTED, "copy")
     assert snapshot(target) == snapshot(source)
 
 

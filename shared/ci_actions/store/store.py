@@ -276,13 +276,17 @@ class Store:
             self._drop(path)
             raise EntryBroken(f"cache entry {key!r} has a damaged manifest ({exc}); dropped it") from exc
 
-    def restore(self, header: Header, workspace: Path, link_mode: str = "auto") -> RestoreResult:
+    def restore(self, header: Header, workspace: Path, selected: Callable[[str], bool],
+                link_mode: str = "auto") -> RestoreResult:
         """Build the entry's tree in a staging directory, checking each blob as it goes, and move it
-        into the workspace only if every blob passed (see placement.py)."""
+        into the workspace only if every blob passed (see placement.py). Every top path of the entry
+        must be one the consumer's `path` lines select (`selected`): an entry that would write
+        anywhere else (a `.git/hooks` file beside a node_modules) is dropped as hostile."""
         started = time.monotonic()
         self._check()
         with self._gc_lock().read_lock():
             manifest = self.load(header.version, header.key)
+            self._check_tops(manifest, selected)
             staging = new_staging(str(workspace))
             try:
                 placement = self._placement(link_mode, manifest, Path(staging))
@@ -296,6 +300,15 @@ class Store:
                 shutil.rmtree(staging, ignore_errors=True)
         return RestoreResult(header.key, manifest.header.files, manifest.header.bytes,
                              time.monotonic() - started)
+
+    def _check_tops(self, manifest: Manifest, selected: Callable[[str], bool]) -> None:
+        dirs = {record.path for record in manifest.records if record.kind == "dir"}
+        stray = next((record.path for record in manifest.records
+                      if record.path.rpartition("/")[0] not in dirs and not selected(record.path)), None)
+        if stray is not None:
+            self._drop(self.entry_path(manifest.header.version, manifest.header.key))
+            raise EntryBroken(f"cache entry {manifest.header.key!r} holds {stray!r}, which none of its "
+                              "paths selects; dropped it")
 
     def _drop_broken(self, manifest: Manifest, failures: list[Exception]) -> None:
         """Drop a damaged entry and its corrupt blobs, and raise EntryBroken: the job gets a miss."""
