@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ci_actions.cache import CacheSpec, restore
+from ci_actions.cache import CacheSpec, restore, save
 from ci_actions.store import manifest as mf
 from ci_actions.store.keys import cache_version
 from ci_actions.store.manifest import Header
@@ -422,3 +422,16 @@ def test_globbed_and_excluded_paths_are_held_to_the_lines_too(box):
     plant(box["store"], rows, paths=paths)
     warnings = restore_missing(box, paths=paths)
     assert "holds 'legacy/node_modules'" in warnings[0]
+
+
+def test_a_save_never_publishes_what_a_restore_would_refuse(tmp_path):
+    """A tree with a link out of the workspace (an `npm link`, a planted one) was saved, then refused
+    by every restore and saved again: a miss on every run. Now it is not saved, with a warning."""
+    ws = tmp_path / "ws"
+    (ws / "node_modules" / "pkg").mkdir(parents=True)
+    (ws / "node_modules" / "pkg" / "index.js").write_text("1\n")
+    (ws / "node_modules" / "linked").symlink_to("/usr/lib")
+    result = save(CacheSpec(key=KEY, paths=PATHS, workspace=ws, cache_dir=tmp_path / "store"))
+    assert not result.saved
+    assert "was not saved: a restore would refuse it" in result.warnings[0] and "linked" in result.warnings[0]
+    assert Store(tmp_path / "store").headers() == []

@@ -368,10 +368,16 @@ class Store:
             now = time.time()
             header = Header(key=key, version=version, paths=list(paths), created=now, last_used=now,
                             files=stored.files, bytes=stored.bytes)
+            data = mf.dumps(header, stored.lines)
+            try:  # what a restore would refuse (a link out of the workspace) is never published
+                mf.loads(data)
+            except ManifestError as exc:  # its blobs are orphans now: the marker stays, a prune takes them
+                return SaveResult(False, "Cache not saved.", warnings=[
+                    f"Cache entry {key!r} was not saved: a restore would refuse it ({exc})"])
             staged = self.tmp / f"manifest-{secrets.token_hex(8)}"  # unpublished until linked
             try:
                 with staged.open("xb") as handle:
-                    handle.write(mf.dumps(header, stored.lines))
+                    handle.write(data)
                 _syncfs(self.root)  # the blobs and the staged manifest, in one flush
                 published = self._publish(staged, final, update)
             finally:
