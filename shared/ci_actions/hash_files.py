@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
 
-__all__ = ["FOLLOW_SYMBOLIC_LINKS", "HashFilesError", "hash_files"]
+__all__ = ["FOLLOW_SYMBOLIC_LINKS", "HashFilesError", "glob_match", "hash_files"]
 
 # Hot paths use str paths with os.* calls: a pathlib object per visited file costs more than the hash.
 
@@ -470,6 +470,15 @@ def _parse_patterns(text: str, cwd: str) -> list[_Pattern]:
             implicit = _path_string([*pattern.segments, "**"])
             patterns.append(_build(implicit, pattern.negate, True, cwd, _from_js(line)))
     return patterns
+
+
+def glob_match(pattern: str, path: str) -> bool:
+    """Whether `path` (segments joined by `/`) matches one pattern exactly as a hashFiles() line
+    matches a file: `*` and `?` stay within a segment, `**` spans segments, dot files match, no
+    braces or extglobs, and no implicit `P/**`. A leading `!` is the caller's to handle; a `.` or
+    `..` segment raises HashFilesError."""
+    built = _build(pattern, False, True, "/", pattern)
+    return built.regex.fullmatch(_to_js("/" + path.lstrip("/"))) is not None
 
 
 def _search_paths(patterns: Sequence[_Pattern]) -> list[str]:

@@ -245,6 +245,35 @@ def event_payload() -> dict:
     return payload if isinstance(payload, dict) else {}
 
 
+@dataclass(frozen=True)
+class Trigger:
+    """Who could have started this run: its event and ref, and for a `workflow_run` the run that
+    triggered it (a pull request's, or a fork's, carries untrusted code into a trusted event)."""
+
+    event: str
+    ref: str
+    default_branch: str = ""
+    repository: str = ""  # owner/name the workflow runs in
+    upstream_event: str = ""  # workflow_run: the triggering run's event
+    upstream_repository: str = ""  # workflow_run: the repository its head commit came from
+
+
+def _field(data: object, *keys: str) -> str:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, str) else ""
+
+
+def trigger() -> Trigger:
+    """The run's trigger, from the runner's variables and the event payload (fields it lacks are "")."""
+    payload = event_payload()
+    return Trigger(os.environ.get("GITHUB_EVENT_NAME") or "", os.environ.get("GITHUB_REF") or "",
+                   _field(payload, "repository", "default_branch"),
+                   _field(payload, "repository", "full_name"),
+                   _field(payload, "workflow_run", "event"),
+                   _field(payload, "workflow_run", "head_repository", "full_name"))
+
+
 def workspace() -> Path:
     """The job's workspace: `$GITHUB_WORKSPACE` on a runner, else the current directory."""
     return Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd())

@@ -42,8 +42,32 @@ def test_no_default_branch_and_no_allowed_refs_fails_closed(run_env):
 
 
 def test_pull_request_needs_the_opt_in(run_env):
-    run_env("pull_request", "refs/pull/7/merge", {}, allowed_refs="refs/*")
+    run_env("pull_request", "refs/pull/7/merge", {}, allowed_refs="refs/**")
     with pytest.raises(GuardError, match="allow-untrusted-events"):
         inputs.check_guard()
-    run_env("pull_request", "refs/pull/7/merge", {}, allowed_refs="refs/*", allow_untrusted_events="true")
+    run_env("pull_request", "refs/pull/7/merge", {}, allowed_refs="refs/**", allow_untrusted_events="true")
     inputs.check_guard()
+
+
+def test_a_comment_on_the_default_branch_is_refused(run_env):
+    run_env("issue_comment", "refs/heads/main", {"repository": {"default_branch": "main"}})
+    with pytest.raises(GuardError, match="refusing to deploy from a issue_comment event: anyone who can "
+                                         "comment starts it"):
+        inputs.check_guard()
+
+
+def test_a_workflow_run_is_judged_by_the_run_that_triggered_it(run_env):
+    repo = {"default_branch": "main", "full_name": "org/app"}
+    fork = {"event": "pull_request", "head_repository": {"full_name": "mallory/app"}}
+    run_env("workflow_run", "refs/heads/main", {"repository": repo, "workflow_run": fork})
+    with pytest.raises(GuardError, match="the run that triggered it was a pull_request event"):
+        inputs.check_guard()
+    ours = {"event": "push", "head_repository": {"full_name": "org/app"}}
+    run_env("workflow_run", "refs/heads/main", {"repository": repo, "workflow_run": ours})
+    inputs.check_guard()
+
+
+def test_an_untrusted_event_is_refused_before_the_default_branch_is_asked_for(run_env):
+    run_env("pull_request_target", "refs/heads/main", {})
+    with pytest.raises(GuardError, match="pull_request_target event"):
+        inputs.check_guard()

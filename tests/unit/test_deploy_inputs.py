@@ -12,6 +12,7 @@ import pytest
 
 from ci_actions.compose import Compose
 from ci_actions.ledger import LIVE, Image, Release
+from ci_actions.runner import Trigger
 from hotswap_deploy import envfile, guard, rollback, settings
 from hotswap_deploy.envfile import EnvFileError
 from hotswap_deploy.guard import GuardError
@@ -90,45 +91,114 @@ def test_a_failed_write_leaves_neither_a_temp_file_nor_a_changed_target(tmp_path
 # guard.check
 
 
-@pytest.mark.parametrize("event", ["pull_request", "pull_request_target"])
-def test_untrusted_events_are_refused_unless_opted_in(event):
+def push(ref: str) -> Trigger:
+    return Trigger("push", ref)
+
+
+UNTRUSTED = [
+    (Trigger("pull_request", "refs/pull/7/merge"), "its code and inputs come from a pull request"),
+    (Trigger("pull_request_target", "refs/heads/main"), "its code and inputs come from a pull request"),
+    (Trigger("issue_comment", "refs/heads/main"), "anyone who can comment starts it"),
+    (Trigger("discussion_comment", "refs/heads/main"), "anyone who can comment starts it"),
+    (Trigger("pull_request_review", "refs/heads/main"), "anyone who can comment starts it"),
+    (Trigger("pull_request_review_comment", "refs/heads/main"), "anyone who can comment starts it"),
+    (Trigger("workflow_run", "refs/heads/main", "main", "org/app", "pull_request", "org/app"),
+     "the run that triggered it was a pull_request event (its code and inputs come from a pull request"),
+    (Trigger("workflow_run", "refs/heads/main", "main", "org/app", "issue_comment", "org/app"),
+     "the run that triggered it was a issue_comment event (anyone who can comment"),
+    (Trigger("workflow_run", "refs/heads/main", "main", "org/app", "push", "mallory/app"),
+     "the run that triggered it built mallory/app, not org/app (a fork)"),
+    (Trigger("workflow_run", "refs/heads/main", "main", "org/app", "push", ""),
+     "built an unnamed repository, not org/app (a fork)"),
+    (Trigger("workflow_run", "refs/heads/main", "main", "org/app"), "the event does not say which run"),
+    (Trigger("workflow_run", "refs/heads/main", "main", "", "push", "org/app"), "not this one (a fork)"),
+    (Trigger("workflow_run", "refs/heads/main", "main", "org/app", "workflow_run", "org/app"),
+     "the run that triggered it was a workflow_run event (the event does not say"),
+    (Trigger("issues", "refs/heads/main"), "only push, workflow_dispatch, schedule, merge_group"),
+    (Trigger("watch", "refs/heads/main"), "and workflow_run after one of them pass"),
+]
+
+
+@pytest.mark.parametrize(("trigger", "why"), UNTRUSTED, ids=lambda v: getattr(v, "event", ""))
+def test_untrusted_triggers_are_refused_unless_opted_in(trigger, why):
     with pytest.raises(GuardError) as caught:
-        guard.check(event_name=event, ref="refs/heads/main", allowed_refs=[], allow_untrusted_events=False)
-    assert str(caught.value).startswith(f"refusing to deploy from a {event} event")
-    assert "set allow-untrusted-events: true to opt in" in str(caught.value)
-    guard.check(event_name=event, ref="refs/heads/main", allowed_refs=[], allow_untrusted_events=True)
+        guard.check(trigger, allowed_refs=["refs/**"], allow_untrusted_events=False)
+    message = str(caught.value)
+    assert message.startswith(f"refusing to deploy from a {trigger.event} event: ")
+    assert why in message, message
+    assert message.endswith("(set allow-untrusted-events: true to opt in)")
+    guard.check(trigger, allowed_refs=["refs/**"], allow_untrusted_events=True)
 
 
-@pytest.mark.parametrize("event", ["push", "workflow_dispatch", "release", "schedule", ""])
-def test_other_events_pass(event):
-    guard.check(event_name=event, ref="refs/heads/anything", allowed_refs=[], allow_untrusted_events=False)
+def test_an_unnamed_event_fails_closed():
+    with pytest.raises(GuardError, match="refusing to deploy from a unnamed event: only push"):
+        guard.check(Trigger("", "refs/heads/main"), allowed_refs=["main"], allow_untrusted_events=False)
 
 
-@pytest.mark.parametrize("ref", ["refs/heads/main", "refs/tags/v1.2.3", "refs/heads/release/2024-06"])
-def test_allowed_refs_match_as_fnmatch_patterns(ref):
-    guard.check(event_name="push", ref=ref, allowed_refs=["refs/heads/main", "refs/tags/v*",
-                                                            "refs/heads/release/*"],
-                allow_untrusted_events=False)
+@pytest.mark.parametrize("event", ["push", "workflow_dispatch", "release", "schedule", "merge_group",
+                                   "repository_dispatch", "deployment"])
+def test_events_only_writers_start_pass(event):
+    guard.check(Trigger(event, "refs/heads/anything"), allowed_refs=["**"], allow_untrusted_events=False)
 
 
-@pytest.mark.parametrize("ref", ["refs/heads/feature", "refs/heads/Main", "refs/tags/x1", "refs/heads/mainx"])
-def test_other_refs_are_refused_with_the_patterns_listed(ref):
+def test_a_workflow_run_after_a_push_of_this_repository_passes():
+    trigger = Trigger("workflow_run", "refs/heads/main", "main", "org/app", "push", "org/app")
+    guard.check(trigger, allowed_refs=["main"], allow_untrusted_events=False)
+
+
+@pytest.mark.parametrize(("ref", "patterns"), [
+    ("refs/heads/main", ["refs/heads/main"]),
+    ("refs/tags/v1.2.3", ["refs/tags/v*"]),
+    ("refs/heads/release/2024-06", ["refs/heads/release/*"]),
+    ("refs/heads/release/2024/06", ["refs/heads/release/**"]),
+    ("refs/heads/main", ["main"]),  # a branch name, as in on.push.branches
+    ("refs/heads/release/1", ["release/*"]),
+    ("refs/heads/a/b/c", ["**"]),
+    ("refs/heads/main", ["refs/heads/[mn]ain"]),
+    ("refs/heads/release/1", ["release/**", "!release/2"]),
+    ("refs/heads/release/2", ["release/**", "!release/2", "release/2"]),  # the last match decides
+])
+def test_allowed_refs_follow_githubs_filter_patterns(ref, patterns):
+    assert guard.ref_allowed(ref, patterns)
+    guard.check(push(ref), allowed_refs=patterns, allow_untrusted_events=False)
+
+
+@pytest.mark.parametrize(("ref", "patterns"), [
+    ("refs/heads/a/b", ["refs/heads/*"]),  # `*` stays within a segment (fnmatch's crossed `/`)
+    ("refs/heads/release/2024/06", ["refs/heads/release/*"]),
+    ("refs/heads/Main", ["refs/heads/main"]),
+    ("refs/heads/mainx", ["refs/heads/main"]),
+    ("refs/tags/main", ["main"]),  # a branch pattern never admits a tag
+    ("refs/pull/7/merge", ["*"]),
+    ("refs/heads/release/2", ["release/*", "!release/2"]),
+    ("refs/heads/a", ["refs/heads/{a,b}"]),  # no brace expansion, as hashFiles()
+])
+def test_refs_no_pattern_admits_are_refused(ref, patterns):
+    assert not guard.ref_allowed(ref, patterns)
     with pytest.raises(GuardError) as caught:
-        guard.check(event_name="push", ref=ref, allowed_refs=["refs/heads/main", "refs/tags/v*"],
-                    allow_untrusted_events=False)
-    assert str(caught.value) == (f"refusing to deploy from {ref}: allowed-refs is refs/heads/main, "
-                                 "refs/tags/v*")
+        guard.check(push(ref), allowed_refs=patterns, allow_untrusted_events=False)
+    assert str(caught.value) == f"refusing to deploy from {ref}: allowed-refs is {', '.join(patterns)}"
 
 
 def test_an_empty_ref_is_named_unknown():
     with pytest.raises(GuardError) as caught:
-        guard.check(event_name="push", ref="", allowed_refs=["refs/heads/main"], allow_untrusted_events=False)
+        guard.check(push(""), allowed_refs=["refs/heads/main"], allow_untrusted_events=False)
     assert str(caught.value) == "refusing to deploy from an unknown ref: allowed-refs is refs/heads/main"
+
+
+def test_only_exclusions_are_refused():
+    with pytest.raises(GuardError, match=r"allowed-refs is !main: it needs at least one pattern"):
+        guard.ref_allowed("refs/heads/x", ["!main"])
+
+
+def test_a_pattern_with_a_dot_segment_is_named():
+    with pytest.raises(GuardError, match=r"allowed-refs: pattern 'refs/heads/\.\./x' cannot be used"):
+        guard.ref_allowed("refs/heads/x", ["refs/heads/../x"])
 
 
 def test_an_opted_in_untrusted_event_still_needs_an_allowed_ref():
     with pytest.raises(GuardError, match="allowed-refs is refs/heads/main"):
-        guard.check(event_name="pull_request", ref="refs/pull/7/merge", allowed_refs=["refs/heads/main"],
+        guard.check(Trigger("pull_request", "refs/pull/7/merge"), allowed_refs=["refs/heads/main"],
                     allow_untrusted_events=True)
 
 

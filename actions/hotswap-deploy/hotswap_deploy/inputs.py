@@ -17,16 +17,16 @@ from hotswap_deploy.rollback import rollback_request
 
 def check_guard() -> None:
     """Before anything else: untrusted events and refs never reach the production machine."""
-    context = runner.run_context()
+    trigger = runner.trigger()
     allowed = runner.get_multiline_input("allowed-refs")
+    allow_untrusted = runner.get_boolean_input("allow-untrusted-events")
+    guard.check_event(trigger, allow_untrusted_events=allow_untrusted)
     if not allowed:
-        default = runner.event_payload().get("repository", {}).get("default_branch", "")
-        if not default:
+        if not trigger.default_branch:
             raise guard.GuardError("allowed-refs is empty and the event does not say which branch is the "
                                    "default: set allowed-refs (e.g. refs/heads/main) to say who may deploy")
-        allowed = [f"refs/heads/{default}"]
-    guard.check(event_name=context.event_name, ref=context.ref, allowed_refs=allowed,
-                allow_untrusted_events=runner.get_boolean_input("allow-untrusted-events"))
+        allowed = [f"refs/heads/{trigger.default_branch}"]
+    guard.check(trigger, allowed_refs=allowed, allow_untrusted_events=allow_untrusted)
 
 
 def env_values() -> dict[str, str] | None:
