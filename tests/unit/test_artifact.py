@@ -490,4 +490,7 @@ def test_a_tree_deeper_than_python_recurses_is_walked(tmp_path):
         os.close(parent)
     os.close(os.open("f", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
     os.close(fd)
-    assert landed(staging).files == {"d/" * 1500 + "f": 0}
+    try:
+        assert landed(staging).files == {"d/" * 1500 + "f": 0}
+    finally:  # shutil.rmtree (pytest's clean-up too) recurses, and would fail on it
+        subprocess.run(["rm", "-rf", "--", str(staging)], check=True)
