@@ -35,6 +35,7 @@ META = {b"x", b"g", b"L", b"K"}
 MAX_META = 1024 * 1024  # GNU tar would buffer any size; our own archives hold one path or two per header
 MAX_SIZE = 2**62
 MAX_FOLLOWS = 40  # as the kernel (MAXSYMLINKS): past it the kernel says ELOOP and goes nowhere
+MAX_DEPTH = 256  # components: deeper than any real tree, and shallow enough for every recursive rmtree
 _OCTAL = re.compile(rb" *([0-7]+)(?:[ \0].*)?", re.DOTALL)  # a subset of what GNU tar's from_header takes
 _RECORD = re.compile(rb"([1-9][0-9]*) ")
 
@@ -113,6 +114,8 @@ def parts(path: str) -> list[str]:
     components = [part for part in path.split("/") if part not in ("", ".")]
     if ".." in components:
         raise HostileMember(f"{path!r}: '..' in the path")
+    if len(components) > MAX_DEPTH:
+        raise HostileMember(f"{path[:60]!r}…: {len(components)} levels deep, past {MAX_DEPTH}")
     return components
 
 

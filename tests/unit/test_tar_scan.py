@@ -117,6 +117,7 @@ REFUSED = {
     "hardlink to a later file": (header(b"b", b"1", link=b"a") + file(b"a"), "not an earlier file"),
     "hardlink to a directory": (header(b"d", b"5") + header(b"h", b"1", link=b"d"), "not an earlier file"),
     "root as a file": (file(b"./"), "trailing slash"),
+    "deeper than any rmtree can go": (pax(path="d/" * 300 + "f") + file(b"x"), "301 levels deep, past 256"),
 }
 
 
