@@ -435,3 +435,13 @@ def test_a_save_never_publishes_what_a_restore_would_refuse(tmp_path):
     assert not result.saved
     assert "was not saved: a restore would refuse it" in result.warnings[0] and "linked" in result.warnings[0]
     assert Store(tmp_path / "store").headers() == []
+
+
+@pytest.mark.parametrize("kind", ["file", "dir"])
+def test_a_record_deeper_than_any_rmtree_can_go_is_damage(box, kind):
+    """1500 levels would build in staging, then its rmtree would raise RecursionError: a traceback."""
+    deep = "node_modules/" + "d/" * 1500 + "x"
+    row = file_row(box["store"], deep, b"x\n") if kind == "file" else ["d", deep, 0o755]
+    plant(box["store"], [["d", "node_modules", 0o755], row])
+    warnings = restore_missing(box)
+    assert any("levels deep, past 256" in w for w in warnings)

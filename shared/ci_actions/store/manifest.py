@@ -20,7 +20,7 @@ from json.encoder import encode_basestring_ascii as _json_string
 from typing import Literal, NamedTuple
 
 from ci_actions.store.keys import FORMAT
-from ci_actions.tar_scan import resolve
+from ci_actions.tar_scan import MAX_DEPTH, resolve
 
 LAST_USED_PREFIX = b'{"last_used": "'
 LAST_USED_WIDTH = 17  # "1764350000.123456": seconds and microseconds, fixed width
@@ -31,10 +31,12 @@ _dot_component = re.compile(r"/\.\.?/").search
 
 
 def _bad_path(path: str) -> bool:
-    """An empty, "." or ".." component, a leading or trailing slash, or a NUL. Three substring tests
+    """An empty, "." or ".." component, a leading or trailing slash, a NUL, or more than MAX_DEPTH
+    levels (a recursive rmtree of the staging directory could not remove it). Three substring tests
     of "/path/" settle most paths; only one with a dotfile in it is searched further."""
     framed = f"/{path}/"
-    return "//" in framed or "\x00" in framed or ("/." in framed and _dot_component(framed) is not None)
+    return ("//" in framed or "\x00" in framed or ("/." in framed and _dot_component(framed) is not None)
+            or framed.count("/") > MAX_DEPTH + 1)
 
 
 class ManifestError(ValueError):
@@ -84,7 +86,8 @@ class Record(NamedTuple):
                     and type(mode) is type(size) is type(mtime_ns) is type(blob_mtime_ns) is int
                     and 0 <= size < _INT64 and -_INT64 <= mtime_ns < _INT64):
                 framed = f"/{path}/"  # _bad_path, inline: this runs once per file
-                if not ("//" in framed or "\x00" in framed or ("/." in framed and _dot_component(framed))):
+                if not ("//" in framed or "\x00" in framed or ("/." in framed and _dot_component(framed))
+                        or framed.count("/") > MAX_DEPTH + 1):
                     # A bare tuple, twice as fast as cls(...).
                     return _new_tuple(cls, ("file", path, mode & 0o777, size, digest, mtime_ns, "",
                                             blob_mtime_ns))
@@ -109,6 +112,8 @@ def _fault(row: object) -> str:
         parts = path.split("/")
         if path.startswith("/") or ".." in parts:
             return f"record {path!r} points outside the workspace"
+        if path.count("/") >= MAX_DEPTH:
+            return f"record {path[:60]!r}… is {path.count('/') + 1} levels deep, past {MAX_DEPTH}"
         return f"record path {path!r} is not in normal form (an empty or '.' component)"
     if row[0] == "f" and not (type(row[4]) is str and _is_digest(row[4]) is not None):
         return f"record {path!r} has digest {row[4]!r:.80}, not 64 lowercase hex characters"
