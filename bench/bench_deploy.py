@@ -5,11 +5,11 @@ Run: .venv/bin/python bench/bench_deploy.py [--rounds N] [--rate R] [--watch-sec
 
 The app (examples/loyalty-app) is prepared once as the pipeline's build job does (tests/support's
 `built_app`), then built with build-images for two commits A and B (random shas, so nothing collides with
-a test's images) that differ only in the commit they report from /api/health:
+a test's images) that differ only in their revision label (the deploy gives each container its commit
+as GIT_SHA, which /api/health reports):
 
     python -m ci_actions images build --compose-file docker-compose.yml \
-        --compose-file docker-compose.prod.yml --project-name <unique> --sha <sha> \
-        --build-arg GIT_SHA=<sha> --state-dir <tmp>
+        --compose-file docker-compose.prod.yml --project-name <unique> --sha <sha> --state-dir <tmp>
 
 Each round, side by side in one process, each strategy in its own fresh compose project:
 1. blue-green: a real nginx on free loopback ports (tests/support/nginx.py), `deploy run` of A (backend and
@@ -81,8 +81,7 @@ def build_images(app: Path, state: Path, project: str, shas: list[str]) -> dict[
     for sha in shas:
         started = time.perf_counter()
         built, _ = cli("images", "build", *compose_args(app), "--project-name", project, "--sha", sha,
-                       "--build-arg", f"GIT_SHA={sha}", "--state-dir", str(state), "--keep", "10",
-                       env=APP_ENV)
+                       "--state-dir", str(state), "--keep", "10", env=APP_ENV)
         refs[sha] = built["images"]
         print(f"built {sha[:12]} in {time.perf_counter() - started:.1f} s: {built['images']}", flush=True)
     return refs

@@ -7,6 +7,7 @@ the CLI's shape. Argv builders are pure so plans can print them (`--dry-run`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -22,22 +23,33 @@ class ComposeError(Exception):
 
 @dataclass(frozen=True)
 class Compose:
-    """One compose project: its files (first one sets the project directory), name and extra env.
+    """One compose project: its files (first one sets the project directory), name, extra env and the
+    env files compose interpolates from.
 
-    An empty project name lets compose choose it (the files' `name:` or the directory), as users get."""
+    An empty project name lets compose choose it (the files' `name:` or the directory), as users get.
+    With `env_files`, compose reads those instead of `<project dir>/.env`; `with_env_file` keeps that
+    `.env` first, so only the keys of the added file change."""
 
     files: tuple[Path, ...]
     project: str
     env: dict[str, str] = field(default_factory=dict)
+    env_files: tuple[Path, ...] = ()
 
     @property
     def directory(self) -> Path:
         return self.files[0].parent
 
+    def with_env_file(self, path: Path) -> Compose:
+        """The same project interpolating from `path` too, after the project directory's `.env`."""
+        dotenv = self.directory / ".env"
+        return dataclasses.replace(self, env_files=(*([dotenv] if dotenv.is_file() else []), path))
+
     def argv(self, *args: str, overrides: tuple[Path, ...] = ()) -> list[str]:
         files = [arg for path in (*self.files, *overrides) for arg in ("-f", str(path))]
         project = ["-p", self.project] if self.project else []
-        return ["docker", "compose", *project, "--project-directory", str(self.directory), *files, *args]
+        env_files = [arg for path in self.env_files for arg in ("--env-file", str(path))]
+        return ["docker", "compose", *project, "--project-directory", str(self.directory), *env_files, *files,
+                *args]
 
     def run(self, *args: str, overrides: tuple[Path, ...] = (), env: dict[str, str] | None = None,
             timeout: float | None = None) -> subprocess.CompletedProcess[str]:

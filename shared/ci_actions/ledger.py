@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -105,24 +106,37 @@ class Ledger:
             os.write(fd, b"\n")
 
     def events(self) -> list[dict]:
+        """The ledger's events, each with its line number as `_line`. A line that is not JSON (a torn
+        write) or of another format version is skipped; a line that is not UTF-8 is an error naming it."""
         try:
-            text = self.path.read_text()
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return []
         except OSError as exc:
             raise LedgerError(f"cannot read the release ledger {self.path}: {exc}") from exc
         events = []
-        for line in text.splitlines():
+        for number, raw in enumerate(data.split(b"\n"), start=1):
             try:
-                event = json.loads(line)
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise self.bad_line(number, f"byte {exc.start + 1} is not UTF-8") from None
+            try:
+                event = json.loads(line) if line.strip() else None
             except json.JSONDecodeError:
                 continue  # a torn line from a writer that died mid-write
             if isinstance(event, dict) and event.get("v") == FORMAT_VERSION:
-                events.append(event)
+                events.append({**event, "_line": number})
         return events
 
+    def bad_line(self, number: int, what: str) -> LedgerError:
+        return LedgerError(f"the release ledger {self.path}, line {number}: {what}. Fix or delete that line "
+                           "(docs/release-ledger.md shows the format); nothing was changed")
+
     def releases(self) -> list[Release]:
-        return fold(self.events())
+        try:
+            return fold(self.events())
+        except _BadEvent as exc:
+            raise self.bad_line(exc.line, str(exc)) from None
 
     def start(self, release: Release) -> None:
         self.append({"type": "started", "release": release.id, "sha": release.sha, "kind": release.kind,
@@ -140,25 +154,63 @@ class Ledger:
                      "timings": timings or {}, "rollback_targets": rollback_targets or []})
 
 
+class _BadEvent(ValueError):
+    def __init__(self, line: int, what: str) -> None:
+        super().__init__(what)
+        self.line = line
+
+
+def _bad(event: dict, what: str) -> _BadEvent:
+    return _BadEvent(event.get("_line", 0), f"a {event.get('type')} event {what}")
+
+
+def _get(event: dict, key: str, kind: type, default: object = None) -> Any:
+    """`event[key]` when it has the type a ledger line carries (else `_BadEvent` naming the field)."""
+    value = event.get(key, default)
+    if not isinstance(value, kind):
+        found = "missing" if key not in event else f"a {type(value).__name__}"
+        raise _bad(event, f"whose {key!r} is {found}")
+    return value
+
+
+def _images(event: dict) -> dict[str, Image]:
+    images = {}
+    for service, image in _get(event, "images", dict).items():
+        if not (isinstance(image, dict) and all(isinstance(image.get(k), str) for k in ("ref", "id"))):
+            raise _bad(event, f'whose image of {service!r} is not {{"ref": …, "id": …}}')
+        images[service] = Image(image["ref"], image["id"])
+    return images
+
+
 def fold(events: list[dict]) -> list[Release]:
-    """Releases in the order they started, each with its switches and outcome applied."""
+    """Releases in the order they started, each with its switches and outcome applied. A line of the
+    format whose fields are missing or mistyped raises `_BadEvent` with its `_line`."""
     releases: dict[str, Release] = {}
     for event in events:
         kind, release_id = event.get("type"), event.get("release")
         if kind == "started":
+            release_id = _get(event, "release", str)
+            previous = event.get("previous")
             releases[release_id] = Release(
-                id=release_id, sha=event["sha"], kind=event.get("kind", "deploy"),
-                images={s: Image(i["ref"], i["id"]) for s, i in event["images"].items()},
-                previous=event.get("previous"), run=event.get("run", ""), actor=event.get("actor", ""),
-                started_at=event["at"])
-        elif release_id in releases:
+                id=release_id, sha=_get(event, "sha", str), kind=_get(event, "kind", str, "deploy"),
+                images=_images(event), previous=previous if isinstance(previous, str) else None,
+                run=_get(event, "run", str, ""), actor=_get(event, "actor", str, ""),
+                started_at=_get(event, "at", str))
+        elif isinstance(release_id, str) and release_id in releases:
             release = releases[release_id]
             if kind == "switched":
-                release.switched.append(event["service"])
+                release.switched.append(_get(event, "service", str))
             elif kind == "finished":
-                release.outcome, release.reason = event["outcome"], event.get("reason", "")
-                release.finished_at, release.timings = event["at"], event.get("timings", {})
-                release.rollback_targets = event.get("rollback_targets", [])
+                outcome = _get(event, "outcome", str)
+                if outcome not in OUTCOMES:
+                    raise _bad(event, f"with the unknown outcome {outcome!r}")
+                targets = _get(event, "rollback_targets", list, [])
+                if not all(isinstance(t, str) for t in targets):
+                    raise _bad(event, "whose 'rollback_targets' are not release ids")
+                release.outcome, release.reason = outcome, _get(event, "reason", str, "")
+                release.finished_at = _get(event, "at", str)
+                release.timings = _get(event, "timings", dict, {})
+                release.rollback_targets = targets
     return list(releases.values())
 
 

@@ -2,9 +2,10 @@
 CLI, and a bounded load generator on 127.0.0.1 at 100+ requests per second through the proxy for the
 whole operation. Any non-2xx or connection error counts as a failed request.
 
-The images are built once per module with build-images (commits A, B and C differ only in the commit
-they report); the "bad releases" are B's image with one env var baked in (FORCE_UNHEALTHY, CRASH_AFTER_MS,
-MIGRATE_FAIL), so the code under test is the same everywhere. Each test deploys its own compose project
+The images are built once per module with build-images (commits A, B and C differ only in their
+revision label: the deploy gives each container its commit as GIT_SHA, which /api/health reports); the
+"bad releases" are B's image with one env var baked in (FORCE_UNHEALTHY, CRASH_AFTER_MS, MIGRATE_FAIL),
+so the code under test is the same everywhere. Each test deploys its own compose project
 and its own nginx.
 """
 
@@ -30,6 +31,8 @@ from docker.errors import ImageNotFound
 
 from build_images.plan import PROJECT_LABEL, REVISION_LABEL
 from ci_actions import ledger
+from ci_actions.compose import Compose
+from hotswap_deploy import envfile
 from hotswap_deploy.proxy import Upstream
 from tests.support.example_app import built_app, compose_args
 from tests.support.loadgen import LoadGenerator
@@ -57,14 +60,13 @@ def images(tmp_path_factory, docker_client: docker.DockerClient, node_image, bus
     try:
         for sha in (A, B, C):
             result = cli("images", "build", *compose_args(app), "--project-name", project, "--sha", sha,
-                         "--build-arg", f"GIT_SHA={sha}", "--state-dir", str(state), "--keep", "10",
-                         timeout=900)
+                         "--state-dir", str(state), "--keep", "10", timeout=900)
             assert result.returncode == 0, result.stderr
             refs[sha] = json.loads(result.stdout)["images"]
         for sha, env in ((UNHEALTHY, "FORCE_UNHEALTHY=1"), (CRASHING, "CRASH_AFTER_MS=5000"),
                          (MIGRATE_FAILS, "MIGRATE_FAIL=1")):
             backend = refs[B]["backend"].rsplit(":", 1)[0]
-            dockerfile = f"FROM {refs[B]['backend']}\nENV {env} GIT_SHA={sha}\n".encode()
+            dockerfile = f"FROM {refs[B]['backend']}\nENV {env}\n".encode()
             docker_client.images.build(fileobj=io.BytesIO(dockerfile), tag=f"{backend}:{sha}",
                                        labels={PROJECT_LABEL: project, REVISION_LABEL: sha}, rm=True)
             frontend = refs[B]["frontend"].rsplit(":", 1)[0]
@@ -195,12 +197,20 @@ def test_failed_migration_aborts_before_any_switch(site, docker_client):
         result = site.deploy(MIGRATE_FAILS, "--migrate-command", "node dist/migrate.js")
     report = generator.stop()
     assert result.returncode == 1
-    assert "migration failed (exit 1); nothing was switched" in result.stderr
-    assert "failing on purpose" in result.stderr
+    assert "migration failed (exit 1): migrate " in result.stderr
+    assert "failing on purpose (MIGRATE_FAIL is set); nothing was switched" in result.stderr
     assert report.failed == 0, report.summary()
     assert site.live_commit() == B
     assert len(site.containers(docker_client)) == 1
-    assert site.releases()[-1].outcome == "aborted"
+    last = site.releases()[-1]
+    assert last.outcome == "aborted" and "failing on purpose (MIGRATE_FAIL is set)" in last.reason
+
+
+def test_dry_run_prints_the_commit_read_from_the_images(site):
+    result = cli(*site.run_args(B), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert f"of {site.project} at {B} (blue-green)" in result.stdout.splitlines()[0]
+    assert site.releases() == []
 
 
 def test_manual_rollback_to_the_release_before_last_drops_nothing(site):
@@ -270,6 +280,49 @@ def test_a_deploy_killed_mid_switch_is_recovered_by_status(site, docker_client):
     assert site.nginx.proxy().current("backend").backup == []
 
 
+def test_a_stopped_old_container_is_removed_not_restarted_by_the_next_deploy(site, docker_client):
+    """Compose counts stopped containers for --scale and, with --no-recreate, would start the stopped
+    one (no release label) instead of a new container."""
+    live_site(site, A)
+    [old] = site.containers(docker_client)
+    old.stop(timeout=1)
+    result = site.deploy(B)
+    assert result.returncode == 0, result.stderr
+    assert f"removed the stopped container {old.name} of backend (exited)" in result.stderr
+    assert site.live_commit() == B
+    [now] = site.containers(docker_client)
+    assert now.id != old.id and now.status == "running"
+
+
+def test_a_deploy_killed_while_retiring_is_recovered_forward_and_leaves_nothing_exited(site, docker_client):
+    live_site(site, B)
+    old = [c for service in ("backend", "frontend") for c in site.containers(docker_client, service)]
+    with load(site) as generator:
+        argv = [sys.executable, "-m", "ci_actions", *site.run_args(C, "--watch-seconds", "60")]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while not any(len(r.switched) == 2 for r in site.releases() if r.sha == C):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for container in old:  # what a retire killed between stop and remove leaves behind
+            container.stop(timeout=1)
+        status = cli("deploy", "status", "--project", site.project, "--state-dir", str(site.state))
+    report = generator.stop()
+    assert status.returncode == 0, status.stderr
+    assert "after its new containers were switched in; they had passed their health checks and stay live" \
+        in status.stdout
+    assert report.failed == 0, report.summary()
+    assert site.live_commit() == C
+    release = site.releases()[-1]
+    assert (release.sha, release.outcome) == (C, "live") and release.rollback_targets
+    for service in ("backend", "frontend"):
+        [kept] = site.containers(docker_client, service)
+        assert kept.labels["io.ci-actions.release"] == release.id and kept.status == "running"
+        assert site.nginx.proxy().current(service).backup == []
+
+
 def test_missing_image_is_refused_before_anything_is_touched(site, docker_client):
     live_site(site, B)
     site.refs["nope"] = {"backend": "loyalty-app-backend:does-not-exist",
@@ -309,17 +362,42 @@ def test_bad_env_file_line_is_named_by_number_and_nothing_is_written(site, tmp_p
     assert not (site.app / ".env").exists() and site.releases() == []
 
 
-def test_env_file_is_written_0600(site, tmp_path):
+def test_env_file_lives_in_the_state_folder_0600_and_reaches_the_container_exactly(site, tmp_path):
+    """The example's compose interpolates APP_VERSION, which /api/health reports: the value survives
+    compose's dotenv reader and interpolation unchanged, and nothing is written into the checkout."""
+    version = """v1 $HOME ${X} #not-a-comment 'q' "dq" a=b ü €"""
     env_file = tmp_path / "deploy.env"
-    env_file.write_text("# secrets\nAPI_TOKEN=s3cr3t$value\n")
+    env_file.write_text(f"# secrets\nAPI_TOKEN=s3cr3t$value\nAPP_VERSION={version}\n")
     result = site.deploy(B, "--env-file", str(env_file))
-    try:
-        assert result.returncode == 0, result.stderr
-        written = site.app / ".env"
-        assert written.stat().st_mode & 0o777 == 0o600
-        assert written.read_text() == "API_TOKEN='s3cr3t$value'\n"
-    finally:
-        (site.app / ".env").unlink(missing_ok=True)
+    assert result.returncode == 0, result.stderr
+    written = site.state / site.project / "deploy.env"
+    assert written.stat().st_mode & 0o777 == 0o600
+    assert "API_TOKEN=" in written.read_text()
+    assert not (site.app / ".env").exists()
+    assert [p.name for p in site.state.iterdir()] == [site.project]  # the staged copy is gone
+    with urllib.request.urlopen(site.nginx.url("backend", "/api/health"), timeout=5) as response:
+        assert json.loads(response.read())["version"] == version
+    # the next deploy without an env file reuses the installed one
+    result = site.deploy(C)
+    assert result.returncode == 0, result.stderr
+    with urllib.request.urlopen(site.nginx.url("backend", "/api/health"), timeout=5) as response:
+        assert json.loads(response.read())["version"] == version
+
+
+def test_env_values_round_trip_through_compose_config(tmp_path):
+    """Every value comes back from `docker compose config` as written (its JSON shows `$` as `$$`)."""
+    values = {"DOLLAR": "pa$$word $HOME ${HOME} $", "HASH": "x #not a comment", "LEAD": " #",
+              "SINGLE": "'single'", "DOUBLE": '"double"', "APOS": "it's", "EQUALS": "a=b=c",
+              "SPACES": "  lead and trail  ", "UNICODE": "ü € 日本 🎉", "BACKSLASH": "back\\slash\\",
+              "ESCAPED": "\\$ \\n \\\"", "TAB": "tab\there", "EMPTY": ""}
+    compose_file = tmp_path / "compose.yml"
+    environment = "".join(f"      {key}: ${{{key}}}\n" for key in values)
+    compose_file.write_text(f"name: envtrip\nservices:\n  app:\n    image: busybox\n    environment:\n"
+                            f"{environment}")
+    staged = envfile.stage(tmp_path / "state", values)
+    model = Compose((compose_file,), "").with_env_file(staged).config()
+    got = {k: v.replace("$$", "$") for k, v in model["services"]["app"]["environment"].items()}
+    assert got == values
 
 
 def test_health_url_off_localhost_is_refused(site):

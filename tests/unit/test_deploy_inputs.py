@@ -51,41 +51,47 @@ def test_a_bad_line_is_named_by_number_and_never_quoted(text, number):
     assert "hunter2" not in message and "KEY" in message
 
 
-def test_render_single_quotes_values_so_dollar_and_hash_stay_literal():
-    assert envfile.render({"A": "s3cr3t$value", "B": "x #y", "C": ""}) == "A='s3cr3t$value'\nB='x #y'\nC=''\n"
-    assert envfile.render({"D": "it's"}) == "D=it's\n"  # a value with a quote is written raw
+def test_parse_splits_on_newlines_only():
+    # str.splitlines() would also cut a value at \x85, \u2028 or a form feed
+    assert envfile.parse("A=x\x85y\u2028z\x0cw\r\nB=2") == {"A": "x\x85y\u2028z\x0cw", "B": "2"}
+
+
+def test_render_double_quotes_and_escapes_what_compose_would_change():
+    assert envfile.render({"A": "s3cr3t$value", "B": "x #y", "C": "", "D": 'it\'s "q" \\ end\\',
+                           "E": "a\nb\rc"}) == (
+        'A="s3cr3t\\$value"\nB="x #y"\nC=""\nD="it\'s \\"q\\" \\\\ end\\\\"\nE="a\\nb\\rc"\n')
     assert envfile.render({}) == ""
 
 
-def test_write_is_0600_whatever_the_umask_and_leaves_no_temp_file(tmp_path):
-    target = tmp_path / ".env"
+@pytest.mark.parametrize(("value", "why"), [("a\0b", "NUL byte"), ("\ud800", "not valid Unicode")])
+def test_a_value_compose_cannot_carry_is_named_by_key_never_shown(value, why):
+    with pytest.raises(EnvFileError) as caught:
+        envfile.render({"OK": "fine", "API_TOKEN": value})
+    assert str(caught.value).startswith("env-file: the value of API_TOKEN ") and why in str(caught.value)
+    assert value not in str(caught.value)
+
+
+def test_stage_is_0600_whatever_the_umask_and_install_replaces_the_last_one(tmp_path):
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / envfile.NAME).write_text("OLD=1\n")
+    (project / envfile.NAME).chmod(0o644)
     old = os.umask(0)
     try:
-        envfile.write(target, {"API_TOKEN": "s3cr3t$value"})
+        staged = envfile.stage(tmp_path, {"API_TOKEN": "s3cr3t$value"})
     finally:
         os.umask(old)
-    assert target.stat().st_mode & 0o777 == 0o600
-    assert target.read_text() == "API_TOKEN='s3cr3t$value'\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]
+    assert staged.parent == tmp_path and staged.stat().st_mode & 0o777 == 0o600
+    target = envfile.install(staged, project)
+    assert target == project / "deploy.env" and target.stat().st_mode & 0o777 == 0o600
+    assert target.read_text() == 'API_TOKEN="s3cr3t\\$value"\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app"] and not staged.exists()
 
 
-def test_write_replaces_a_readable_file_with_a_0600_one(tmp_path):
-    target = tmp_path / ".env"
-    target.write_text("OLD=1\n")
-    target.chmod(0o644)
-    envfile.write(target, {"NEW": "2"})
-    assert target.read_text() == "NEW='2'\n" and target.stat().st_mode & 0o777 == 0o600
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]
-
-
-def test_a_failed_write_leaves_neither_a_temp_file_nor_a_changed_target(tmp_path):
-    target = tmp_path / ".env"
-    target.mkdir()  # the rename over it fails
-    (target / "inside").write_text("untouched")
-    with pytest.raises(OSError):
-        envfile.write(target, {"API_TOKEN": "s3cr3t"})
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]  # no secret left in a temp file
-    assert (target / "inside").read_text() == "untouched"
+def test_a_failed_stage_leaves_no_temp_file(tmp_path):
+    with pytest.raises(EnvFileError):
+        envfile.stage(tmp_path, {"API_TOKEN": "bad\0"})
+    assert list(tmp_path.iterdir()) == []
 
 
 # guard.check

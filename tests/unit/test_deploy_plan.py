@@ -143,18 +143,22 @@ def test_with_sha_substitutes_the_commit_in_the_body_match_only():
 # the override and the compose argv
 
 
-def test_blue_green_override_replaces_the_ports_and_labels_the_release():
+def test_blue_green_override_replaces_the_ports_sets_the_commit_and_labels_the_release():
     text = plan("blue-green").override_yaml()
     assert text == (
         "services:\n"
         "  backend:\n"
         f'    image: "registry.local:5000/team/shop-api:{SHA}"\n'
+        "    environment:\n"
+        f'      GIT_SHA: "{SHA}"\n'
         "    labels:\n"
         f'      {RELEASE_LABEL}: "rel-1"\n'
         "    ports: !override\n"
         '      - "127.0.0.1::3000"\n'
         "  frontend:\n"
         f'    image: "shop-frontend:{SHA}"\n'
+        "    environment:\n"
+        f'      GIT_SHA: "{SHA}"\n'
         "    labels:\n"
         f'      {RELEASE_LABEL}: "rel-1"\n'
         "    ports: !override\n"

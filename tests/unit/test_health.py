@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -165,7 +166,7 @@ def test_stops_early_when_the_container_dies(app: App) -> None:
         return "container exited with code 1 (OOMKilled=false)" if len(calls) >= 3 else None
 
     started = time.monotonic()
-    with pytest.raises(HealthError, match="stopped before it was healthy: container exited") as info:
+    with pytest.raises(HealthError, match="gave up waiting for it to be healthy: container exited") as info:
         wait_healthy(HealthCheck(app.url, timeout=60, interval=0.05), alive=alive)
     assert time.monotonic() - started < 5
     assert len(info.value.probes) == 2
@@ -174,3 +175,60 @@ def test_stops_early_when_the_container_dies(app: App) -> None:
 def test_health_check_rejects_nonsense_timings() -> None:
     with pytest.raises(ValueError, match="interval"):
         HealthCheck("http://127.0.0.1/", interval=0)
+
+
+def test_an_unhealthy_healthcheck_is_not_called_a_stop(app: App) -> None:
+    app.status = 503
+    with pytest.raises(HealthError) as info:
+        wait_healthy(HealthCheck(app.url, timeout=60, interval=0.05),
+                     alive=lambda: "its HEALTHCHECK reports unhealthy")
+    assert "gave up waiting for it to be healthy: its HEALTHCHECK reports unhealthy" in str(info.value)
+    assert "stopped" not in str(info.value)
+
+
+@pytest.fixture
+def trickle() -> Iterator[str]:
+    """A server that sends its status line at once, then one body byte every 0.2 s (for 20 s)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    stop = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n")
+            for _ in range(100):
+                if stop.wait(0.2):
+                    return
+                try:
+                    conn.sendall(b"x")
+                except OSError:
+                    return
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/health"
+    stop.set()
+    server.close()
+
+
+def test_a_trickling_body_cannot_stretch_a_probe(trickle: str) -> None:
+    started = time.monotonic()
+    result = probe(HealthCheck(trickle, body_match="never", request_timeout=1))
+    assert time.monotonic() - started < 1.5
+    assert not result.ok and result.status == 200 and "body was not read within 1 s" in result.detail
+
+
+def test_the_health_timeout_is_a_total_deadline(trickle: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(HealthError, match="was not healthy within 2 s"):
+        wait_healthy(HealthCheck(trickle, body_match="never", timeout=2, interval=0.1))
+    assert time.monotonic() - started < 2.6

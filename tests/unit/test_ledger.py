@@ -71,3 +71,37 @@ def test_unknown_outcome_is_refused_and_nothing_is_written(tmp_path):
     with pytest.raises(LedgerError, match="unknown outcome"):
         book.finish(release("r1", "a" * 40), "great")
     assert not os.path.exists(book.path)
+
+
+@pytest.mark.parametrize(("line", "what"), [
+    (b'{"v": 1, "type": "started", "release": "r2", "at": "x", "images": {}}',
+     "a started event whose 'sha' is missing"),
+    (b'{"v": 1, "type": "started", "release": "r2", "sha": 7, "at": "x", "images": {}}',
+     "a started event whose 'sha' is a int"),
+    (b'{"v": 1, "type": "started", "release": "r2", "sha": "b", "at": "x", "images": {"web": "app:b"}}',
+     "a started event whose image of 'web' is not"),
+    (b'{"v": 1, "type": "finished", "release": "r1", "at": "x"}',
+     "a finished event whose 'outcome' is missing"),
+    (b'{"v": 1, "type": "finished", "release": "r1", "at": "x", "outcome": "great"}',
+     "a finished event with the unknown outcome 'great'"),
+    (b'{"v": 1, "type": "switched", "release": "r1", "at": "x"}',
+     "a switched event whose 'service' is missing"),
+    (b'{"v": 1, "type": "started", "release": "r\xff", "sha": "b"}', "byte 42 is not UTF-8"),
+])
+def test_a_bad_line_is_one_error_naming_its_number(tmp_path, line, what):
+    book = Ledger(tmp_path, "shop")
+    book.start(release("r1", "a" * 40))
+    with open(book.path, "ab") as handle:
+        handle.write(b"not json: a torn line\n" + line + b"\n")
+    with pytest.raises(LedgerError) as caught:
+        book.releases()
+    assert str(caught.value).startswith(f"the release ledger {book.path}, line 3: {what}"), str(caught.value)
+    assert "Fix or delete that line" in str(caught.value)
+
+
+def test_lines_of_another_format_version_are_skipped(tmp_path):
+    book = Ledger(tmp_path, "shop")
+    book.start(release("r1", "a" * 40))
+    with open(book.path, "ab") as handle:
+        handle.write(b'{"v": 2, "type": "started", "release": "r9"}\n')
+    assert [r.id for r in book.releases()] == ["r1"]

@@ -56,7 +56,9 @@ def test_parse_rejects(text: str) -> None:
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "a:1; include /etc/x",
-                                     "a b:1", "a:1}", "", "unix:/tmp/s.sock", ":80"])
+                                     "a b:1", "a:1}", "", "unix:/tmp/s.sock", ":80",
+                                     "unix:/tmp/../x.placeholder.sock", "unix:/a b.placeholder.sock",
+                                     "unix:x.placeholder.sock"])
 def test_bad_addresses_are_rejected(address: str) -> None:
     with pytest.raises(ValueError, match="host:port"):
         Upstream(primary=[address], backup=[])
@@ -104,3 +106,10 @@ def test_current_reads_the_file(tmp_path: Path) -> None:
     upstream = Upstream(primary=["127.0.0.1:2"], backup=[])
     (tmp_path / "demo-web.conf").write_text(render("demo", "web", upstream))
     assert proxy.current("web") == upstream
+
+
+def test_the_placeholder_is_a_unix_socket_beside_the_upstream_files(tmp_path) -> None:
+    proxy = NginxProxy(tmp_path / "nginx.conf", tmp_path / "up", "shop")
+    placeholder = proxy.placeholder()
+    assert placeholder == Upstream([f"unix:{tmp_path}/up/shop.placeholder.sock"], [])
+    assert parse(render("shop", "web", placeholder)) == placeholder

@@ -53,7 +53,8 @@ def test_the_built_images_are_deployed_and_serve_through_nginx(deploy_run):
 def test_the_env_file_secret_is_masked_and_written_0600(deploy_run):
     run, *_ = deploy_run
     job = run.job("deploy")
-    assert "the env file is beside the compose file, mode 0600" in job.text and job.result == "success"
+    assert "the env file is in the state folder, mode 0600, not in the checkout" in job.text
+    assert job.result == "success"
     assert SECRET not in job.text
 
 

@@ -1,4 +1,4 @@
-"""`ci-actions deploy run|rollback|status|history`: the action's work from the production host's shell.
+"""`ci-actions deploy setup|run|rollback|status|history`: the action's work from the production host's shell.
 
 `run` takes the same flags as the action's inputs; `rollback`, `status` and `history` need only the
 project, since every deploy saves its settings and releases under the state folder.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ci_actions import engine, ledger
 from ci_actions.compose import Compose, ComposeError
-from hotswap_deploy import envfile, settings, status
+from hotswap_deploy import envfile, settings, setup, status
 from hotswap_deploy.checks import health_checks
 from hotswap_deploy.deploy import DeployError, DeployReport, DeployRequest, deploy, plan_only
 from hotswap_deploy.lock import LockTimeout
@@ -23,7 +23,7 @@ from hotswap_deploy.proxy import ProxyError
 from hotswap_deploy.rollback import RollbackError, rollback_request
 
 FAILURES = (DeployError, PlanError, ComposeError, ProxyError, LockTimeout, RollbackError, engine.EngineError,
-            ledger.LedgerError, settings.SettingsError, envfile.EnvFileError)
+            ledger.LedgerError, settings.SettingsError, envfile.EnvFileError, setup.SetupError)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--strategy", choices=STRATEGIES, default="blue-green")
     run.add_argument("--nginx-config", type=Path)
     run.add_argument("--upstream-dir", type=Path)
-    run.add_argument("--nginx", default="nginx", help="the nginx binary")
+    _nginx_flags(run)
     run.add_argument("--migrate-command", default="")
     run.add_argument("--health-url", action="append", required=True, help="`service: url` (repeat)")
     run.add_argument("--health-match", action="append", default=[], help="`service: text` (repeat)")
@@ -53,10 +53,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         run.add_argument(f"--health-{name}", action="append", default=[],
                          help=f"a value for every service (default {default}), or `service: value` (repeat)")
     run.add_argument("--watch-seconds", type=float, default=0)
-    run.add_argument("--env-file", type=Path, help="KEY=VALUE lines written to the project's .env (0600)")
+    run.add_argument("--env-file", type=Path, help="KEY=VALUE lines, kept 0600 in the state folder and "
+                     "passed to compose with --env-file")
     run.add_argument("--keep", type=int, default=settings.DEFAULT_KEEP, help="releases kept for rollback")
     run.add_argument("--lock-timeout", type=float, default=600)
     run.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
+
+    ready = command("setup", "make nginx ready for a first deploy: placeholder, upstreams, site", _setup)
+    ready.add_argument("--compose-file", action="append", type=Path, required=True, dest="compose_files")
+    ready.add_argument("--project-name", default="")
+    ready.add_argument("--service", action="append", required=True, dest="services")
+    ready.add_argument("--route", action="append", default=[], dest="routes",
+                       help="`service: /path/` (repeat; one service alone gets /)")
+    ready.add_argument("--listen", default="80", help="the site's public port or address:port")
+    ready.add_argument("--nginx-config", type=Path, required=True)
+    ready.add_argument("--upstream-dir", type=Path, required=True)
+    _nginx_flags(ready)
+    ready.add_argument("--dry-run", action="store_true", help="print the plan, touch nothing")
 
     back = command("rollback", "go back to a retained release with the same zero-downtime switch", _rollback)
     back.add_argument("--project", required=True)
@@ -67,12 +80,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         command(name, help_text, func).add_argument("--project", required=True)
 
 
+def _nginx_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nginx", default="nginx", help="the nginx binary")
+    parser.add_argument("--nginx-prefix", type=Path, help="nginx's -p prefix (a private nginx)")
+    parser.add_argument("--nginx-pid", type=Path, help="the master's pid file, when its config names none")
+
+
+def _nginx_settings(args: argparse.Namespace) -> settings.NginxSettings:
+    return settings.NginxSettings(args.nginx_config.resolve(), args.upstream_dir.resolve(), args.nginx,
+                                  args.nginx_prefix and args.nginx_prefix.resolve(),
+                                  args.nginx_pid and args.nginx_pid.resolve())
+
+
 def settings_of(args: argparse.Namespace) -> settings.Settings:
     nginx = None
     if args.nginx_config or args.upstream_dir:
         if not (args.nginx_config and args.upstream_dir):
             raise PlanError("give both --nginx-config and --upstream-dir (the proxy), or neither")
-        nginx = settings.NginxSettings(args.nginx_config.resolve(), args.upstream_dir.resolve(), args.nginx)
+        nginx = _nginx_settings(args)
     return settings.Settings(
         compose=Compose(tuple(p.resolve() for p in args.compose_files), args.project_name),
         services=args.services,
@@ -113,6 +138,17 @@ def _run(args: argparse.Namespace) -> int:
     except FAILURES as exc:
         return _fail(exc)
     _print_report(report)
+    return 0
+
+
+def _setup(args: argparse.Namespace) -> int:
+    try:
+        compose = Compose(tuple(p.resolve() for p in args.compose_files), args.project_name)
+        done = setup.setup(compose, _nginx_settings(args), args.services, args.routes, args.listen,
+                           dry_run=args.dry_run)
+    except FAILURES as exc:
+        return _fail(exc)
+    print("\n".join(done))
     return 0
 
 

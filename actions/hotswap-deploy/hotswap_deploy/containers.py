@@ -15,6 +15,7 @@ SERVICE_LABEL = "com.docker.compose.service"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 RELEASE_LABEL = "io.ci-actions.release"
 LOG_TAIL = 30
+STOPPED = ("created", "exited", "dead")
 
 
 def service_containers(client: docker.DockerClient, project: str, service: str) -> list[Container]:
@@ -27,6 +28,12 @@ def service_containers(client: docker.DockerClient, project: str, service: str) 
 
 def running(containers: list[Container]) -> list[Container]:
     return [c for c in containers if c.status == "running"]
+
+
+def stopped(containers: list[Container]) -> list[Container]:
+    """Containers that serve nothing and never will again by themselves (compose still counts them for
+    `--scale`, and with `--no-recreate` would start one of them instead of a new container)."""
+    return [c for c in containers if c.status in STOPPED]
 
 
 def address(container: Container, port: int) -> str:

@@ -91,8 +91,30 @@ def deploy(request: DeployRequest) -> DeployReport:
     then deploys. Raises DeployError only after the system is back on a healthy version."""
     settings = request.settings
     client = engine.connect()
-    model = settings.compose.config()
-    compose = dataclasses.replace(settings.compose, project=model["name"])
+    staged = None if request.env_values is None else envfile.stage(settings.state_dir, request.env_values)
+    try:
+        return _deploy(request, client, staged)
+    finally:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+
+
+def resolve_compose(compose: Compose, state_dir: Path, env_file: Path | None = None) -> tuple[Compose, dict]:
+    """The project's compose, interpolating from `env_file` (else the env file the last deploy
+    installed), with its project name resolved, and the model compose makes of it."""
+    if env_file is None:
+        project = compose.project or compose.config()["name"]
+        installed = ledger.project_dir(state_dir, project) / envfile.NAME
+        env_file = installed if installed.is_file() else None
+    if env_file is not None:
+        compose = compose.with_env_file(env_file)
+    model = compose.config()
+    return dataclasses.replace(compose, project=model["name"]), model
+
+
+def _deploy(request: DeployRequest, client: docker.DockerClient, staged: Path | None) -> DeployReport:
+    settings = request.settings
+    compose, model = resolve_compose(settings.compose, settings.state_dir, staged)
     book = ledger.Ledger(settings.state_dir, compose.project)
     holder = {"sha": request.sha or "(from images)", "run": request.run or "local"}
     with deploy_lock(book.directory, timeout=request.lock_timeout, holder=holder):
@@ -106,8 +128,8 @@ def deploy(request: DeployRequest) -> DeployReport:
                               "recreate for services that publish a fixed host port. Nothing was touched.")
         images = _check_images(client, book, plan)
         settings.save(book.directory)
-        if request.env_values is not None:
-            envfile.write(compose.directory / ".env", request.env_values)
+        if staged is not None:
+            compose = compose.with_env_file(envfile.install(staged, book.directory))
         release = ledger.Release(release_id, sha, request.kind, images, _live_id(book), request.run,
                                  request.actor, ledger.now())
         book.start(release)
@@ -131,8 +153,14 @@ def deploy(request: DeployRequest) -> DeployReport:
 
 
 def plan_only(request: DeployRequest) -> DeployPlan:
-    """The plan `--dry-run` prints: resolved from the compose model, with no engine and no lock."""
-    return _plan(request, request.settings.compose.config(), request.sha)
+    """The plan `--dry-run` prints: resolved from the compose model (with the new env values, staged in
+    a private temp dir that is removed at once), with no lock and nothing changed. The engine is only
+    asked for the images' revision label when no sha is given."""
+    settings = request.settings
+    with tempfile.TemporaryDirectory(prefix="ci-actions-dry-run-") as tmp:
+        staged = None if request.env_values is None else envfile.stage(Path(tmp), request.env_values)
+        _compose, model = resolve_compose(settings.compose, settings.state_dir, staged)
+    return _plan(request, model, resolve_sha(engine.connect(), request) if not request.sha else request.sha)
 
 
 def _plan(request: DeployRequest, model: dict, sha: str) -> DeployPlan:
@@ -227,8 +255,10 @@ class _Runner:
         if result.returncode != 0:
             output = containers.mask((result.stdout + result.stderr).strip(), self.secrets)
             tail = output.splitlines()[-30:]
-            raise DeployError(f"migration failed (exit {result.returncode}); nothing was switched and the "
-                              "current version keeps serving:\n" + "\n".join(tail))
+            cause = next((line.strip() for line in reversed(tail) if line.strip()), "no output")
+            raise DeployError(f"migration failed (exit {result.returncode}): {cause}; nothing was switched "
+                              f"and the current version keeps serving. Its last {len(tail)} lines:\n"
+                              + "\n".join(tail))
 
     def _blue_green(self, override: Path) -> None:
         """Until every proxy serves only the new containers, any failure at all rolls back; after that
@@ -246,7 +276,12 @@ class _Runner:
 
     def _swap_in(self, target: ServiceTarget, override: Path) -> None:
         service = target.service
-        old = containers.running(containers.service_containers(self.client, self.plan.project, service))
+        found = containers.service_containers(self.client, self.plan.project, service)
+        for container in containers.stopped(found):
+            _remove(container, grace=0)
+            self.warnings.append(f"removed the stopped container {container.name} of {service} "
+                                 f"({container.status}) before starting the new one")
+        old = [c for c in found if c.status not in containers.STOPPED]
         swap = Swap(target, old, self.proxy.current(service))
         self.swaps.append(swap)
         began = time.monotonic()
@@ -315,9 +350,9 @@ class _Runner:
         diagnosis = [containers.diagnosis(s.new, self.secrets) for s in self.swaps if s.new is not None]
         problems = []
         for swap in reversed(self.swaps):
-            if swap.switched and swap.previous is not None:
+            if swap.switched:  # a service nginx had no upstream for goes to the placeholder (503)
                 try:
-                    self.proxy.switch(swap.target.service, swap.previous)
+                    self.proxy.switch(swap.target.service, swap.previous or self.proxy.placeholder())
                 except ProxyError as exc:
                     problems.append(f"switching {swap.target.service} back failed: {exc}")
         for swap in self.swaps:

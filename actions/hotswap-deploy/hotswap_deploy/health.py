@@ -9,10 +9,9 @@ only to loopback addresses, never through an environment proxy, and never follow
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -91,41 +90,57 @@ def with_port(url: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=f"{host}:{port}"))
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):  # a 3xx is reported as it is, never followed
-        return None
-
-
-def _opener() -> urllib.request.OpenerDirector:
+def _unverified() -> ssl.SSLContext:
     # Loopback only, so TLS verification proves nothing here and a container's self-signed
     # certificate must not fail the probe.
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect(),
-                                       urllib.request.HTTPSHandler(context=context))
+    return context
+
+
+def _read_body(response: http.client.HTTPResponse, sock: socket.socket, deadline: float) -> bytes:
+    """Up to BODY_LIMIT bytes, all by `deadline`: each read waits only for the time left, so a body
+    that trickles in a byte at a time cannot stretch the probe."""
+    body = b""
+    while len(body) < BODY_LIMIT:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out")
+        sock.settimeout(remaining)
+        chunk = response.read1(min(1 << 16, BODY_LIMIT - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    return body
 
 
 def probe(check: HealthCheck, *, timeout: float | None = None) -> Probe:
-    """One attempt at `check.url`."""
+    """One GET of `check.url`, done within `timeout` (else the check's request timeout) in total:
+    connect, status line and body. Plain http.client: no environment proxy, no redirect followed."""
+    limit = timeout or check.request_timeout
     started = time.monotonic()
+    parts = urlsplit(check.url)
+    host, port = parts.hostname or "", parts.port
+    connection = (http.client.HTTPSConnection(host, port, timeout=limit, context=_unverified())
+                  if parts.scheme == "https" else http.client.HTTPConnection(host, port, timeout=limit))
     status: int | None = None
-    body = b""
     try:
-        request = urllib.request.Request(check.url, headers={"User-Agent": "ci-actions-health",
-                                                             "Connection": "close"})
-        with _opener().open(request, timeout=timeout or check.request_timeout) as response:
-            status = response.status
-            body = response.read(BODY_LIMIT)
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-        try:
-            body = exc.read(BODY_LIMIT)
-        except (OSError, http.client.HTTPException):
-            body = b""
+        connection.request("GET", urlunsplit(("", "", parts.path or "/", parts.query, "")),
+                           headers={"User-Agent": "ci-actions-health", "Connection": "close"})
+        sock = connection.sock
+        sock.settimeout(max(0.001, started + limit - time.monotonic()))
+        response = connection.getresponse()
+        status = response.status
+        body = _read_body(response, sock, started + limit)
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Probe(False, None, f"no response: {reason}", time.monotonic() - started)
+        seconds = time.monotonic() - started
+        if status is None:
+            return Probe(False, None, f"no response: {exc}", seconds)
+        return Probe(False, status, f"HTTP {status} but the body was not read within {limit:g} s ({exc})",
+                     seconds)
+    finally:
+        connection.close()
     seconds = time.monotonic() - started
     if status != check.expect_status:
         return Probe(False, status, f"HTTP {status}, expected {check.expect_status}", seconds)
@@ -137,16 +152,17 @@ def probe(check: HealthCheck, *, timeout: float | None = None) -> Probe:
 
 
 def wait_healthy(check: HealthCheck, *, alive: Callable[[], str | None] | None = None) -> list[Probe]:
-    """Probe every `interval` until one passes or `timeout` runs out; stop at once when `alive()`
-    returns a reason (the container died). Returns every probe; raises HealthError on giving up."""
+    """Probe every `interval` until one passes or `timeout` runs out, a total deadline that every probe
+    is cut to; stop at once when `alive()` returns a reason (the container died, restarted or its
+    HEALTHCHECK says unhealthy). Returns every probe; raises HealthError on giving up."""
     probes: list[Probe] = []
     deadline = time.monotonic() + check.timeout
     while True:
         if alive is not None and (reason := alive()):
-            raise HealthError(f"{check.url}: the container stopped before it was healthy: {reason}"
-                              f"{_recent(probes)}", probes)
+            raise HealthError(f"{check.url}: gave up waiting for it to be healthy: {reason}{_recent(probes)}",
+                              probes)
         remaining = deadline - time.monotonic()
-        result = probe(check, timeout=max(0.1, min(check.request_timeout, remaining)))
+        result = probe(check, timeout=max(0.05, min(check.request_timeout, remaining)))
         probes.append(result)
         if result.ok:
             return probes

@@ -19,6 +19,7 @@ from hotswap_deploy.containers import RELEASE_LABEL
 from hotswap_deploy.health import HealthCheck
 
 STRATEGIES = ("blue-green", "recreate")
+SHA_ENV = "GIT_SHA"  # the commit, in each new container's environment
 # `docker compose config` writes durations as Go does: 15s, 1m30s, 1h0m0s, 500ms
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -48,11 +49,15 @@ class DeployPlan:
     watch_seconds: float = 0.0
 
     def override_yaml(self) -> str:
-        """The compose override for this release. YAML because blue-green needs `!override` to replace
-        (not merge) the service's published ports; every scalar is JSON-quoted, which YAML reads as is."""
+        """The compose override for this release: the image, the commit as `GIT_SHA` in the container's
+        environment (so an app can report what it runs without a build arg that busts the layer cache),
+        the release label and, for blue-green, an ephemeral loopback port. YAML because blue-green needs
+        `!override` to replace (not merge) the published ports; every scalar is JSON-quoted, which YAML
+        reads as is."""
         lines = ["services:"]
         for target in self.targets:
             lines += [f"  {target.service}:", f"    image: {json.dumps(target.image)}",
+                      "    environment:", f"      {SHA_ENV}: {json.dumps(self.sha)}",
                       "    labels:", f"      {RELEASE_LABEL}: {json.dumps(self.release_id)}"]
             if self.strategy == "blue-green":
                 lines += ["    ports: !override", f"      - {json.dumps(f'127.0.0.1::{target.port}')}"]

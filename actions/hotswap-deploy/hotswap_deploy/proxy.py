@@ -37,6 +37,7 @@ RELOAD_TIMEOUT = 10.0
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ADDRESS = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})$")
+_SOCKET = re.compile(r"^unix:/[A-Za-z0-9_./-]+\.placeholder\.sock$")  # only the placeholder's socket
 _UPSTREAM = re.compile(r"\bupstream\s+([^\s{]+)\s*\{(.*?)\}", re.S)
 _SERVER = re.compile(r"^\s*server\s+([^\s;]+)([^;]*);", re.M)
 
@@ -72,9 +73,16 @@ class Proxy(Protocol):
         """Send `service`'s traffic to `upstream`; raises ProxyError, leaving the old one live."""
         ...
 
+    def placeholder(self) -> Upstream:
+        """Where a service goes when nothing of it is live: a server that answers 503."""
+        ...
+
 
 def check_address(address: str) -> str:
-    """A `host:port` (or `[v6]:port`) address, rejected when it could smuggle nginx syntax in."""
+    """A `host:port` (or `[v6]:port`, or the placeholder's `unix:/path`) address, rejected when it could
+    smuggle nginx syntax in."""
+    if isinstance(address, str) and _SOCKET.match(address) and ".." not in address:
+        return address
     match = _ADDRESS.match(address) if isinstance(address, str) else None
     if match is None or not 0 < int(match.group(1)) < 65536:
         raise ValueError(f"upstream address {address!r} is not host:port (e.g. 127.0.0.1:49153)")
@@ -95,6 +103,10 @@ def upstream_name(project: str, service: str) -> str:
 
 def include_path(upstream_dir: Path, project: str, service: str) -> Path:
     return upstream_dir / f"{check_name(project, 'project')}-{check_name(service, 'service')}.conf"
+
+
+def placeholder_socket(upstream_dir: Path, project: str) -> Path:
+    return upstream_dir / f"{check_name(project, 'project')}.placeholder.sock"
 
 
 def render(project: str, service: str, upstream: Upstream) -> str:
@@ -120,12 +132,17 @@ def parse(text: str) -> Upstream:
     return Upstream(primary=primary, backup=backup)
 
 
-def nginx_test_argv(nginx: str, config: Path) -> list[str]:
-    return [nginx, "-t", "-c", str(config)]
+def nginx_argv(nginx: str, config: Path, prefix: Path | None, *args: str) -> list[str]:
+    """`nginx args… [-p prefix] -c config`: a private nginx (its own prefix) is addressed as it runs."""
+    return [nginx, *args, *(["-p", str(prefix)] if prefix else []), "-c", str(config)]
 
 
-def nginx_reload_argv(nginx: str, config: Path) -> list[str]:
-    return [nginx, "-s", "reload", "-c", str(config)]
+def nginx_test_argv(nginx: str, config: Path, prefix: Path | None = None) -> list[str]:
+    return nginx_argv(nginx, config, prefix, "-t")
+
+
+def nginx_reload_argv(nginx: str, config: Path, prefix: Path | None = None) -> list[str]:
+    return nginx_argv(nginx, config, prefix, "-s", "reload")
 
 
 @dataclass(frozen=True)
@@ -154,24 +171,34 @@ def _message(result: subprocess.CompletedProcess[str]) -> str:
     return "\n".join(lines[-20:]) or f"exit {result.returncode}, no output"
 
 
-def read_pid_file(config: Path) -> Path | None:
-    """The `pid` directive of a main nginx config (top level, absolute path), if it has one."""
+def read_pid_file(config: Path) -> str | None:
+    """The `pid` directive of a main nginx config (top level), as written, if it has one."""
     try:
         text = re.sub(r"#[^\n]*", "", config.read_text())
     except OSError:
         return None
     match = re.search(r"(?:^|[;}\s])pid\s+([^\s;]+)\s*;", text)
-    return Path(match.group(1)) if match and match.group(1).startswith("/") else None
+    return match.group(1) if match else None
 
 
-def compiled_pid_path(nginx: str) -> Path | None:
-    """The pid file nginx uses when its config names none (`--pid-path` in `nginx -V`)."""
+def compiled_paths(nginx: str) -> dict[str, str]:
+    """`--prefix` and `--pid-path` of `nginx -V` (what nginx uses when nothing else says)."""
     try:
         result = run([nginx, "-V"], timeout=10)
     except ProxyError:
+        return {}
+    return dict(re.findall(r"--(prefix|pid-path)=(\S+)", result.stderr + result.stdout))
+
+
+def pid_path(nginx: str, config: Path, prefix: Path | None) -> Path | None:
+    """Where the master's pid is: the config's `pid`, else the compiled `--pid-path`; a relative path
+    is under the prefix (`-p`, else the compiled `--prefix`), as nginx resolves it."""
+    compiled = compiled_paths(nginx)
+    path = read_pid_file(config) or compiled.get("pid-path")
+    if not path:
         return None
-    match = re.search(r"--pid-path=(\S+)", result.stderr + result.stdout)
-    return Path(match.group(1)) if match else None
+    base = prefix or Path(compiled.get("prefix", "/"))
+    return Path(path) if path.startswith("/") else base / path
 
 
 def children(pid: int) -> dict[int, str]:
@@ -199,15 +226,22 @@ class NginxProxy:
     """nginx on the host, one include file per service under `upstream_dir`."""
 
     def __init__(self, config: Path, upstream_dir: Path, project: str, nginx: str = "nginx",
-                 *, reload_timeout: float = RELOAD_TIMEOUT) -> None:
+                 *, prefix: Path | None = None, pid_file: Path | None = None,
+                 reload_timeout: float = RELOAD_TIMEOUT) -> None:
         self.config = Path(config)
         self.upstream_dir = Path(upstream_dir)
         self.project = check_name(project, "project")
         self.nginx = nginx
+        self.prefix = prefix
+        self.pid_file = pid_file
         self.reload_timeout = reload_timeout
 
     def path(self, service: str) -> Path:
         return include_path(self.upstream_dir, self.project, service)
+
+    def placeholder(self) -> Upstream:
+        """The socket the site snippet of `deploy setup` answers 503 on (docs/nginx-setup.md)."""
+        return Upstream([f"unix:{placeholder_socket(self.upstream_dir, self.project)}"], [])
 
     def current(self, service: str) -> Upstream | None:
         path = self.path(service)
@@ -225,8 +259,8 @@ class NginxProxy:
 
     def plan(self, service: str, upstream: Upstream) -> SwitchPlan:
         return SwitchPlan(path=self.path(service), content=render(self.project, service, upstream),
-                          test=nginx_test_argv(self.nginx, self.config),
-                          reload=nginx_reload_argv(self.nginx, self.config))
+                          test=nginx_test_argv(self.nginx, self.config, self.prefix),
+                          reload=nginx_reload_argv(self.nginx, self.config, self.prefix))
 
     def switch(self, service: str, upstream: Upstream) -> None:
         plan = self.plan(service, upstream)
@@ -245,27 +279,28 @@ class NginxProxy:
             raise ProxyError(f"nginx rejected the configuration for {service} (`{' '.join(plan.test)}`); "
                              f"{plan.path} was put back and nginx was not reloaded:\n{_message(tested)}")
 
-        master = self._master()
+        master = self.master()
         workers = active_workers(master) if master else set()
         reloaded = run(plan.reload)
         if reloaded.returncode != 0:
             self._restore(plan.path, previous)
             raise ProxyError(f"`{' '.join(plan.reload)}` failed, {plan.path} was put back; is nginx "
                              f"running with {self.config}?\n{_message(reloaded)}")
-        if master and workers and not self._wait_new_workers(master, workers):
+        if master and workers and not self.wait_new_workers(master, workers):
             self._restore(plan.path, previous)
             raise ProxyError(f"nginx (pid {master}) did not start workers on the new configuration "
                              f"within {self.reload_timeout:g} s; {plan.path} was put back; see nginx's "
                              "error log")
 
-    def _master(self) -> int | None:
-        pid_file = read_pid_file(self.config) or compiled_pid_path(self.nginx)
+    def master(self) -> int | None:
+        """The running master's pid (the `pid_file` given, else where nginx itself would look)."""
+        pid_file = self.pid_file or pid_path(self.nginx, self.config, self.prefix)
         try:
             return int(pid_file.read_text().strip()) if pid_file else None
         except (OSError, ValueError):
             return None
 
-    def _wait_new_workers(self, master: int, before: set[int]) -> bool:
+    def wait_new_workers(self, master: int, before: set[int]) -> bool:
         """A reload is applied once the master runs a worker it did not have before and every old
         worker is gone or shutting down (finishing its in-flight requests). When nginx rejects the
         new configuration it keeps the old workers and starts none."""

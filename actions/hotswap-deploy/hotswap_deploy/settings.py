@@ -28,6 +28,8 @@ class NginxSettings:
     config: Path
     upstream_dir: Path
     binary: str = "nginx"
+    prefix: Path | None = None  # `nginx -p`, for a private nginx
+    pid_file: Path | None = None  # where its master's pid is, when its config does not say
 
 
 @dataclass(frozen=True)
@@ -45,13 +47,14 @@ class Settings:
     def proxy_for(self, project: str) -> NginxProxy | None:
         if self.nginx is None:
             return None
-        return NginxProxy(self.nginx.config, self.nginx.upstream_dir, project, self.nginx.binary)
+        return NginxProxy(self.nginx.config, self.nginx.upstream_dir, project, self.nginx.binary,
+                          prefix=self.nginx.prefix, pid_file=self.nginx.pid_file)
 
     def to_json(self) -> dict:
         return {"compose": {"files": [str(p) for p in self.compose.files], "project": self.compose.project},
                 "services": self.services, "strategy": self.strategy,
                 "health": {s: dataclasses.asdict(h) for s, h in self.health.items()},
-                "nginx": ({k: str(v) for k, v in dataclasses.asdict(self.nginx).items()}
+                "nginx": ({k: v if v is None else str(v) for k, v in dataclasses.asdict(self.nginx).items()}
                           if self.nginx else None),
                 "migrate": list(self.migrate), "watch_seconds": self.watch_seconds, "keep": self.keep}
 
@@ -75,8 +78,9 @@ def load(state_dir: Path, project: str) -> Settings:
             compose=Compose(tuple(Path(p) for p in data["compose"]["files"]), data["compose"]["project"]),
             services=data["services"], strategy=data["strategy"],
             health={s: HealthCheck(**h) for s, h in data["health"].items()}, state_dir=state_dir,
-            nginx=NginxSettings(Path(nginx["config"]), Path(nginx["upstream_dir"]), nginx["binary"]) if nginx
-            else None,
+            nginx=NginxSettings(Path(nginx["config"]), Path(nginx["upstream_dir"]), nginx["binary"],
+                                *(Path(nginx[k]) if nginx.get(k) else None for k in ("prefix", "pid_file")))
+            if nginx else None,
             migrate=tuple(data.get("migrate", ())), watch_seconds=data.get("watch_seconds", 0.0),
             keep=data.get("keep", DEFAULT_KEEP))
     except (AttributeError, KeyError, TypeError, ValueError) as exc:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ci_actions import engine, ledger
 from hotswap_deploy import containers, settings
+from hotswap_deploy.deploy import resolve_compose
 from hotswap_deploy.lock import deploy_lock
 from hotswap_deploy.plan import container_port
 from hotswap_deploy.proxy import Upstream
@@ -39,8 +40,7 @@ class Status:
 def status(state_dir: Path, project: str) -> Status:
     saved = settings.load(state_dir, project)
     client = engine.connect()
-    model = saved.compose.config()
-    compose = dataclasses.replace(saved.compose, project=model["name"])
+    compose, model = resolve_compose(dataclasses.replace(saved.compose, project=project), state_dir)
     book = ledger.Ledger(state_dir, compose.project)
     proxy = saved.proxy_for(compose.project)
     with deploy_lock(book.directory, timeout=STATUS_LOCK_TIMEOUT, holder={"run": "deploy status"}):
