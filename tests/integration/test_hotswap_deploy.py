@@ -20,9 +20,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import docker
@@ -36,7 +38,7 @@ from hotswap_deploy import envfile
 from hotswap_deploy.proxy import Upstream
 from tests.support.example_app import built_app, compose_args
 from tests.support.loadgen import LoadGenerator
-from tests.support.nginx import NginxServer, free_port
+from tests.support.nginx import NginxServer, free_port, private_nginx, start_private
 from tests.support.production import remove_project
 
 A, B, C = ("a" * 40), ("b" * 40), ("c" * 40)
@@ -407,6 +409,75 @@ def test_health_url_off_localhost_is_refused(site):
     assert result.returncode == 1
     assert "health-url for backend" in result.stderr and "localhost" in result.stderr
     assert site.releases() == []
+
+
+@pytest.fixture
+def fresh(images, tmp_path):
+    """A project that never ran, behind a private nginx (`-p` prefix, relative paths) that `deploy setup`
+    made ready: every route answers 503 from the placeholder."""
+    app, refs = images
+    project = f"hd-{uuid.uuid4().hex[:8]}"
+    nginx = private_nginx(tmp_path / "nginx", project, ("backend", "frontend"))
+    made = Site(app, refs, project, tmp_path / "state", nginx)
+    ready = cli("deploy", "setup", *compose_args(app), "--project-name", project, "--service", "backend",
+                "--service", "frontend", "--route", "backend: /api/", "--route", "frontend: /",
+                "--listen", f"127.0.0.1:{nginx.ports['backend']}", "--nginx-config", str(nginx.config),
+                "--upstream-dir", str(nginx.upstream_dir), "--nginx-prefix", str(nginx.root))
+    assert ready.returncode == 0, ready.stderr
+    start_private(nginx)
+    try:
+        assert status_of(nginx.url("backend", "/api/health")) == (503, f"no release of {project} is live\n")
+        yield made
+    finally:
+        nginx.stop()
+        remove_project(project)
+
+
+def status_of(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_setup_then_a_first_deploy_from_zero_containers_fails_nothing_once_it_answers(fresh, docker_client):
+    prefix = ("--nginx-prefix", str(fresh.nginx.root))
+    with load(fresh) as generator:
+        began = time.time()
+        time.sleep(0.5)
+        result = fresh.deploy(A, *prefix, "--watch-seconds", "2")
+        time.sleep(1)
+    report = generator.stop()
+    assert result.returncode == 0, result.stderr
+    assert fresh.live_commit() == A
+    release = fresh.releases()[-1]
+    switched = next(e["at"] for e in ledger.Ledger(fresh.state, fresh.project).events()
+                    if e["type"] == "switched" and e["release"] == release.id and e["service"] == "backend")
+    answered = datetime.fromisoformat(switched).timestamp() - began  # from here on nginx serves the app
+    before = [f for f in report.failures if f[0] < answered]
+    print(f"\nfirst deploy: {report.summary()}; {len(before)} placeholder 503s before the switch at "
+          f"{answered:.2f}s")
+    assert all(status == 503 and "no release of" in error for _, status, error in before)
+    assert not [f for f in report.failures if f[0] >= answered], report.summary()
+    assert report.total > len(before) and report.rate >= 100
+    for service in ("backend", "frontend"):
+        [container] = fresh.containers(docker_client, service)
+        assert container.labels["io.ci-actions.release"] == release.id
+    assert status_of(fresh.nginx.url("frontend", "/"))[0] == 200
+
+
+def test_a_failed_first_deploy_leaves_nginx_answering_503_from_the_placeholder(fresh, docker_client):
+    result = fresh.deploy(CRASHING, "--nginx-prefix", str(fresh.nginx.root), "--watch-seconds", "10")
+    assert result.returncode == 1
+    assert "failed and was rolled back (services switched back: backend, frontend)" in result.stderr
+    placeholder = (503, f"no release of {fresh.project} is live\n")
+    for url in (fresh.nginx.url("backend", "/api/health"), fresh.nginx.url("frontend", "/")):
+        assert status_of(url) == placeholder
+    proxy = fresh.nginx.proxy()
+    assert proxy.current("backend") == proxy.current("frontend") == proxy.placeholder()
+    assert fresh.containers(docker_client, "backend") == fresh.containers(docker_client, "frontend") == []
+    assert [r.outcome for r in fresh.releases()] == ["rolled-back"]
 
 
 class Recreate:

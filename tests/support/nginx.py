@@ -153,6 +153,49 @@ def start_nginx(root: Path, project: str, upstreams: dict[str, Upstream]) -> Ngi
     pytest.fail(f"nginx did not answer within 10 s; error log:\n{server.error_log()}", pytrace=False)
 
 
+def private_config(include: bool = True) -> str:
+    """A private nginx's main config, every path relative (pid, logs and temp under the `-p` prefix, the
+    include beside the config): what `deploy setup --nginx-prefix` must handle."""
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    temp = "\n".join(f"    {kind}_temp_path temp/{kind};" for kind in kinds)
+    return (f"{user}daemon on;\nmaster_process on;\nworker_processes {WORKERS};\npid nginx.pid;\n"
+            f"error_log error.log notice;\nevents {{ worker_connections 1024; }}\nhttp {{\n"
+            f"    access_log access.log;\n{temp}\n" + ("    include ci-actions/*.conf;\n" if include else "")
+            + "}\n")
+
+
+def private_nginx(prefix: Path, project: str, services: tuple[str, ...], *,
+                  include: bool = True) -> NginxServer:
+    """A private nginx's prefix and config (not started): the site is at `ports[<any service>]`."""
+    (prefix / "conf").mkdir(parents=True, exist_ok=True)
+    (prefix / "temp").mkdir(exist_ok=True)
+    config = prefix / "conf" / "nginx.conf"
+    config.write_text(private_config(include))
+    site = free_port()
+    return NginxServer(root=prefix, config=config, upstream_dir=prefix / "conf" / "ci-actions",
+                       project=project, ports=dict.fromkeys(services, site))
+
+
+def start_private(server: NginxServer) -> None:
+    """Start a private nginx as its docs say (`nginx -p <prefix> -c <config>`) and wait for its site."""
+    result = subprocess.run([NGINX, "-p", str(server.root), "-c", str(server.config)], capture_output=True,
+                            text=True, timeout=30, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"nginx did not start: {result.stderr.strip()}", pytrace=False)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", next(iter(server.ports.values()))), timeout=1).close()
+            if len(server.workers()) >= WORKERS:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    server.stop()
+    pytest.fail(f"nginx did not answer within 10 s; error log:\n{server.error_log()}", pytrace=False)
+
+
 class NamedServer:
     """An HTTP server on 127.0.0.1 in a thread, answering every GET with its name."""
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from hotswap_deploy import setup
 from hotswap_deploy.proxy import (
     NginxProxy,
     Proxy,
@@ -113,3 +115,52 @@ def test_the_placeholder_is_a_unix_socket_beside_the_upstream_files(tmp_path) ->
     placeholder = proxy.placeholder()
     assert placeholder == Upstream([f"unix:{tmp_path}/up/shop.placeholder.sock"], [])
     assert parse(render("shop", "web", placeholder)) == placeholder
+
+
+# deploy setup's plan (pure)
+
+
+def test_setup_plan_writes_placeholder_missing_upstreams_and_the_site(tmp_path) -> None:
+    proxy = NginxProxy(tmp_path / "nginx.conf", tmp_path / "up", "shop", prefix=tmp_path)
+    (tmp_path / "up").mkdir()
+    proxy.path("backend").write_text(render("shop", "backend", Upstream(["127.0.0.1:3000"], [])))
+    plan = setup.plan_setup(proxy, ["backend", "frontend"], {"backend": "/api/", "frontend": "/"}, "8080")
+    assert list(plan.writes) == [tmp_path / "up/shop.placeholder.conf", tmp_path / "up/shop-frontend.conf",
+                                 tmp_path / "up/shop.site.conf"]
+    assert plan.kept == [tmp_path / "up/shop-backend.conf"]
+    assert parse(plan.writes[tmp_path / "up/shop-frontend.conf"]) == proxy.placeholder()
+    placeholder = plan.writes[tmp_path / "up/shop.placeholder.conf"]
+    assert f"listen unix:{tmp_path}/up/shop.placeholder.sock;" in placeholder and "return 503" in placeholder
+    site = plan.writes[tmp_path / "up/shop.site.conf"]
+    assert "listen 8080;" in site and site.index("location /api/ {") < site.index("location / {")
+    assert "proxy_pass http://shop_backend;" in site and "proxy_pass http://shop_frontend;" in site
+    assert plan.test == ["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
+    assert plan.dump[1] == "-T" and plan.reload[1:3] == ["-s", "reload"]
+
+
+@pytest.mark.parametrize(("lines", "services", "message"), [
+    ([], ["backend", "frontend"], "routes: give one `service: /path/` line per service"),
+    (["backend /api/"], ["backend"], "routes: entry 1 is not `service: /path/` for one of backend"),
+    (["backend: api"], ["backend"], "routes: backend's path 'api' must start with /"),
+    (["backend: /a/../b/"], ["backend"], "routes: backend's path '/a/../b/' must start with /"),
+    (["a: /x/", "b: /x/"], ["a", "b"], "routes: /x/ is routed twice"),
+    (["a: /x/"], ["a", "b"], "routes: no route for b"),
+])
+def test_bad_routes_are_named(lines, services, message) -> None:
+    with pytest.raises(setup.SetupError, match=re.escape(message)):
+        setup.parse_routes(lines, services)
+
+
+def test_one_service_alone_gets_the_root() -> None:
+    assert setup.parse_routes([], ["web"]) == {"web": "/"}
+
+
+@pytest.mark.parametrize("listen", ["80", "127.0.0.1:8080", "[::1]:443", "localhost:80"])
+def test_good_listen_values(listen) -> None:
+    assert setup.check_listen(listen) == listen
+
+
+@pytest.mark.parametrize("listen", ["", "0", "70000", "80 default_server", "80;", "a:b"])
+def test_bad_listen_values_are_named(listen) -> None:
+    with pytest.raises(setup.SetupError, match="listen: "):
+        setup.check_listen(listen)

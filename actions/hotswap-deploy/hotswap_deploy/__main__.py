@@ -71,6 +71,11 @@ def main() -> None:
         request = dataclasses.replace(request, sha=resolve_sha(engine.connect(), request))
     except FAILURES as exc:
         runner.fail(str(exc))
+    try:
+        for line in inputs.setup_nginx(request.settings):
+            runner.info(f"setup: {line}")
+    except FAILURES as exc:
+        runner.fail(str(exc))
     deployment, log_url = github_deployment(request.sha)
     try:
         with runner.group(f"hotswap-deploy ({request.kind})"):

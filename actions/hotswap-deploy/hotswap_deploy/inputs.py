@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ci_actions import ledger, runner
 from ci_actions.compose import Compose
-from hotswap_deploy import envfile, guard, settings
+from hotswap_deploy import envfile, guard, settings, setup
 from hotswap_deploy.checks import health_checks
 from hotswap_deploy.deploy import DeployRequest
 from hotswap_deploy.plan import STRATEGIES
@@ -48,8 +48,11 @@ def state_dir() -> Path:
 
 def deploy_settings() -> settings.Settings:
     proxy = runner.get_choice_input("proxy", ("nginx", "none"), default="nginx")
+    prefix, pid = runner.get_input("nginx-prefix"), runner.get_input("nginx-pid")
     nginx = settings.NginxSettings(Path(runner.get_input("nginx-config", default="/etc/nginx/nginx.conf")),
-                                   Path(runner.get_input("upstream-dir", default="/etc/nginx/ci-actions")))
+                                   Path(runner.get_input("upstream-dir", default="/etc/nginx/ci-actions")),
+                                   prefix=Path(prefix) if prefix else None,
+                                   pid_file=Path(pid) if pid else None)
     default_strategy = "blue-green" if proxy == "nginx" else "recreate"
     files = runner.get_multiline_input("compose-files") or ["docker-compose.yml"]
     health = health_checks(runner.get_multiline_input("health-url"),
@@ -89,3 +92,11 @@ def request() -> DeployRequest:
         raise runner.InputError("Input 'images' must be a JSON object {service: image}")
     return DeployRequest(settings=saved, images=images, sha=runner.get_input("sha"), env_values=env_values(),
                          run=run, actor=context.actor, lock_timeout=lock_timeout)
+
+
+def setup_nginx(saved: settings.Settings) -> list[str]:
+    """With `setup: true`, make nginx ready first (nothing to do without a proxy)."""
+    if not runner.get_boolean_input("setup") or saved.nginx is None:
+        return []
+    return setup.setup(saved.compose, saved.nginx, saved.services, runner.get_multiline_input("routes"),
+                       runner.get_input("listen", default="80"))
