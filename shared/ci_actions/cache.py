@@ -9,19 +9,30 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import filelock
 
 from ci_actions.paths import match_paths, selects
-from ci_actions.store.keys import cache_version, is_exact_match, validate_key, validate_keys
+from ci_actions.store.keys import Scope, cache_version, is_exact_match, validate_key, validate_keys
 from ci_actions.store.slices import WorkerFailed
 from ci_actions.store.store import EntryBroken, PruneReport, SaveResult, Store
 
 CACHE_TROUBLE = (OSError, filelock.Timeout, WorkerFailed)  # warnings, never failures
+# What the caller that could not tell the run's ref says (the library takes the scope as given).
+NO_SCOPE = ("No ref is known for this run, so the cache uses no scope: entries saved without a ref are "
+            "seen only by runs without one (on a runner GITHUB_REF sets it; from the CLI, --scope REF)")
+_BANG_SPACE = re.compile(r"^!\s+")
+
+
+def input_lines(lines: Iterable[str]) -> list[str]:
+    """Path and restore-key lines as actions/cache reads them: trimmed, blank ones dropped, and
+    `! x` read as `!x`."""
+    return [_BANG_SPACE.sub("!", stripped) for line in lines if (stripped := line.strip())]
 
 
 def default_cache_dir() -> Path:
@@ -37,6 +48,7 @@ class CacheSpec:
     cache_dir: Path
     restore_keys: Sequence[str] = ()
     shared: bool = False  # accept a store other users can write to (they can poison it); see Store
+    scope: Scope = field(default_factory=Scope)  # which refs' entries it reads, and the one it saves under
 
     @property
     def version(self) -> str:
@@ -78,7 +90,7 @@ def restore(spec: CacheSpec, *, link_mode: str = "auto", lookup_only: bool = Fal
     outcome = RestoreOutcome(spec.key)
     store = Store(spec.cache_dir, shared=spec.shared)
     try:
-        while header := store.lookup(keys, spec.version):
+        while header := store.lookup(keys, spec.version, spec.scope.readable):
             if lookup_only:
                 outcome.matched_key = header.key
                 break
@@ -104,11 +116,13 @@ def save(spec: CacheSpec, *, update: bool = False) -> SaveResult:
     validate_key(spec.key)
     matched = match_paths(spec.paths, spec.workspace)
     if not matched.paths:
-        return SaveResult(False, "Path Validation Error: none of the paths exist, so no cache was saved: "
-                                  + ", ".join(spec.paths), warnings=matched.warnings)
+        return SaveResult(False, "Cache not saved.", warnings=[
+            *matched.warnings, "Path Validation Error: none of the paths exist, so no cache was saved: "
+            + ", ".join(spec.paths)])
     try:
         result = Store(spec.cache_dir, shared=spec.shared).save(
-            spec.key, spec.version, spec.paths, spec.workspace, matched.paths, update=update)
+            spec.key, spec.version, spec.paths, spec.workspace, matched.paths, scope=spec.scope.own,
+            update=update)
     except CACHE_TROUBLE as exc:
         result = SaveResult(False, "Cache not saved.", warnings=[f"Failed to save: {_cache_trouble(exc)}"])
     result.warnings[:0] = matched.warnings

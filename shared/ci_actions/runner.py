@@ -22,6 +22,8 @@ from typing import NoReturn
 from actions_toolkit.command import issue_command
 from actions_toolkit.utils import AnnotationProperties, to_command_properties, to_command_value
 
+from ci_actions.store.keys import Scope, branch_ref
+
 TRUE_SPELLINGS = ("true", "True", "TRUE")
 FALSE_SPELLINGS = ("false", "False", "FALSE")
 SUMMARY_LIMIT = 1024 * 1024  # the runner rejects a step summary over 1 MiB
@@ -208,7 +210,8 @@ def append_summary(markdown: str) -> None:
 
 @dataclass(frozen=True)
 class RunContext:
-    """Which run this is: what keys per-run state (artifacts) so runs and re-runs never collide."""
+    """Which run this is: what keys per-run state (artifacts) so runs and re-runs never collide, and
+    the refs that scope the cache."""
 
     repository: str
     run_id: str
@@ -218,19 +221,30 @@ class RunContext:
     event_name: str = ""
     actor: str = ""
     server_url: str = "https://github.com"
+    base_ref: str = ""  # a pull request's base branch (GITHUB_BASE_REF)
+    default_branch: str = ""  # the event payload's repository.default_branch
 
     @property
     def repository_url(self) -> str:
         return f"{self.server_url}/{self.repository}" if self.repository != "local" else ""
 
+    def cache_scope(self) -> Scope:
+        """actions/cache's scopes: save under the run's ref (a pull request's is refs/pull/N/merge);
+        read that ref's entries, then the PR base's, then the default branch's."""
+        fallbacks = (self.base_ref, self.default_branch)
+        return Scope(self.ref, tuple(branch_ref(name) for name in fallbacks if name))
+
 
 def run_context() -> RunContext:
     """From the runner's variables; outside a runner, a `local` run."""
     env = os.environ
+    default_branch = event_payload().get("repository", {}).get("default_branch", "")
     return RunContext(env.get("GITHUB_REPOSITORY") or "local", env.get("GITHUB_RUN_ID") or "local",
                       int(env.get("GITHUB_RUN_ATTEMPT") or 1), env.get("GITHUB_SHA") or "",
                       env.get("GITHUB_REF") or "", env.get("GITHUB_EVENT_NAME") or "",
-                      env.get("GITHUB_ACTOR") or "", env.get("GITHUB_SERVER_URL") or "https://github.com")
+                      env.get("GITHUB_ACTOR") or "", env.get("GITHUB_SERVER_URL") or "https://github.com",
+                      env.get("GITHUB_BASE_REF") or "",
+                      default_branch if isinstance(default_branch, str) else "")
 
 
 def event_payload() -> dict:

@@ -34,7 +34,7 @@ from typing import Any
 
 from ci_actions import artifact, cache
 from ci_actions.beneath import DIRECTORY, parent_beneath
-from ci_actions.store.keys import InvalidKey, validate_key
+from ci_actions.store.keys import InvalidKey, Scope, branch_ref, validate_key
 from ci_actions.store.store import LINK_MODES
 
 LAYERS = ("all", "prod")
@@ -118,10 +118,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prisma-generate-command", default="")
     parser.add_argument("--shared-store", action="store_true",
                         help="accept a store that other users can write to (they can poison it)")
+    parser.add_argument("--scope", default="", metavar="REF", type=branch_ref,
+                        help="the run's ref: store entries are saved under it and read from it first")
+    parser.add_argument("--fallback-scope", action="append", default=[], metavar="REF", type=branch_ref,
+                        dest="fallback_scopes", help="a ref whose entries are also read (a PR's base, the "
+                                                     "default branch); repeat for several")
 
 
 def run_of(args: argparse.Namespace) -> artifact.RunId:
     return artifact.RunId(args.repository, args.run_id, args.attempt)
+
+
+def scope_of(args: argparse.Namespace) -> Scope:
+    return Scope(args.scope, tuple(args.fallback_scopes))
 
 
 def commands_of(args: argparse.Namespace) -> Commands:
@@ -130,7 +139,8 @@ def commands_of(args: argparse.Namespace) -> Commands:
 
 
 def warnings_of(results: list[EntryResult]) -> list[str]:
-    return [warning for result in results for warning in result.warnings]
+    """Each warning once (every entry of a run without a ref says so)."""
+    return list(dict.fromkeys(warning for result in results for warning in result.warnings))
 
 
 def run_cli(action: Callable[[], Any], render: Callable[[Any], dict]) -> int:
@@ -283,9 +293,11 @@ def _check_built(job: Job) -> None:
 # -- completing a workspace -----------------------------------------------------------------------
 
 
-def complete(jobs: Sequence[Job], cache_dir: Path, link_mode: str, *,
+def complete(jobs: Sequence[Job], cache_dir: Path, link_mode: str, *, scope: Scope,
              shared: bool = False) -> list[EntryResult]:
     """Restore each job's entry (one after another); build every miss at once; save each one built.
+    Entries are scoped as cache-local's: saved under the run's ref, read from it, a PR's base and the
+    default branch, so a pull request's install never lands in a workspace main restores.
 
     A job whose command is not the one its key was made with is built but not saved: the key would
     then name bytes that another command made.
@@ -294,8 +306,11 @@ def complete(jobs: Sequence[Job], cache_dir: Path, link_mode: str, *,
     misses: list[tuple[int, Job, cache.CacheSpec, list[str], float]] = []
     for index, job in enumerate(jobs):
         started = time.monotonic()
-        spec = cache.CacheSpec(job.entry.key, list(job.entry.paths), job.root, cache_dir, shared=shared)
+        spec = cache.CacheSpec(job.entry.key, list(job.entry.paths), job.root, cache_dir, shared=shared,
+                               scope=scope)
         outcome = cache.restore(spec, link_mode=link_mode, lookup_only=not job.place)
+        if not scope.own:  # said once: warnings_of drops repeats
+            outcome.warnings.insert(0, cache.NO_SCOPE)
         elapsed = time.monotonic() - started
         if outcome.hit:
             results[index] = EntryResult(job.entry, True, elapsed, outcome.warnings)

@@ -59,9 +59,10 @@ def test_bad_key_and_outside_path_raise(ws):
         save(spec(ws, paths=["/etc"]))
 
 
-def test_nothing_to_save_is_a_message_not_an_error(ws):
+def test_nothing_to_save_is_a_warning_not_an_error(ws):
     outcome = save(spec(ws, paths=["missing-dir"]))
-    assert not outcome.saved and "none of the paths exist" in outcome.message
+    assert not outcome.saved and outcome.warnings == [
+        "Path Validation Error: none of the paths exist, so no cache was saved: missing-dir"]
 
 
 def test_enforce_budget_only_prunes_when_over(ws):

@@ -4,6 +4,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
+from ci_actions.store.keys import Scope
 from ci_actions.workspace import Job, StoreEntry, WorkspaceError, complete
 from prepare_workspace import plan
 from prepare_workspace.plan import Toolchain
@@ -75,7 +76,8 @@ def test_a_generate_that_writes_nothing_is_an_error_and_saves_nothing(tmp_path):
     entry = StoreEntry("prisma", "backend", "k", ("backend/src/generated/prisma",), ("true",),
                        "backend/prisma/schema.prisma")
     with pytest.raises(WorkspaceError, match="succeeded but did not create backend/src/generated/prisma"):
-        complete([Job(entry, tmp_path, entry.command)], tmp_path / "store", "auto")
+        complete([Job(entry, tmp_path, entry.command)], tmp_path / "store", "auto",
+                 scope=Scope("refs/heads/main"))
     assert not (tmp_path / "store" / "entries").exists()
 
 

@@ -5,6 +5,8 @@ import pytest
 from ci_actions.store.keys import (
     Candidate,
     InvalidKey,
+    Scope,
+    branch_ref,
     cache_version,
     choose,
     is_exact_match,
@@ -66,3 +68,30 @@ def test_cache_hit_is_exact_and_case_insensitive():
     assert is_exact_match("Deps-Linux-AAA", "deps-linux-aaa")
     assert not is_exact_match("deps-linux-", "deps-linux-aaa")
     assert not is_exact_match("deps", None)
+
+
+def test_an_exact_match_ignores_case_and_gives_the_stored_key():
+    assert choose(["DEPS-LINUX-AAA", "deps-"], ENTRIES) == "deps-linux-aaa"
+
+
+def test_a_prefix_match_ignores_case():
+    assert choose(["Deps-Linux-"], ENTRIES) == "deps-linux-bbb"
+    assert choose(["DEPS-MAC-"], ENTRIES) == "deps-mac-aaa"
+
+
+def test_case_does_not_blur_accents():
+    assert choose(["déps-"], ENTRIES) is None
+    assert not is_exact_match("linux-áccent", "linux-accent")
+
+
+def test_a_bare_branch_name_is_a_branch_ref():
+    assert branch_ref("main") == "refs/heads/main"
+    assert branch_ref("feature/x") == "refs/heads/feature/x"
+    assert branch_ref("refs/pull/7/merge") == "refs/pull/7/merge"
+    assert branch_ref("") == ""
+
+
+def test_a_scope_reads_its_own_ref_then_each_fallback_once():
+    scope = Scope("refs/pull/7/merge", ("refs/heads/main", "refs/heads/main"))
+    assert scope.readable == ["refs/pull/7/merge", "refs/heads/main"]
+    assert Scope().readable == [""]

@@ -15,7 +15,7 @@ from pathlib import Path
 from cache_local.inputs import DEFAULT_MAX_AGE, DEFAULT_MAX_SIZE
 from ci_actions import cache
 from ci_actions.paths import PathError
-from ci_actions.store.keys import InvalidKey
+from ci_actions.store.keys import InvalidKey, Scope, branch_ref, is_exact_match
 from ci_actions.store.store import LINK_MODES, Store, UnsafeStore
 from ci_actions.units import parse_duration, parse_size
 
@@ -36,10 +36,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--key", required=True)
         sub.add_argument("--path", action="append", required=True, help="repeat for several paths")
         sub.add_argument("--workspace", type=Path, default=Path.cwd())
+        sub.add_argument("--scope", default="", metavar="REF", type=branch_ref,
+                         help="the ref this run is for (a bare name is a branch: main = refs/heads/main); "
+                              "saves go under it, restores read it first; none: only unscoped entries")
 
     restore = command("restore", "restore an entry into the workspace", _restore)
     keyed(restore)
     restore.add_argument("--restore-key", action="append", default=[], dest="restore_keys")
+    restore.add_argument("--fallback-scope", action="append", default=[], metavar="REF", type=branch_ref,
+                         dest="fallback_scopes",
+                         help="a ref whose entries a restore also reads, in order, after --scope's "
+                              "(a PR's base, the default branch); repeat for several")
     restore.add_argument("--lookup-only", action="store_true")
     restore.add_argument("--fail-on-cache-miss", action="store_true")
     restore.add_argument("--link-mode", choices=LINK_MODES, default="auto")
@@ -74,9 +81,10 @@ def _store(args: argparse.Namespace) -> Store:
     return Store(args.cache_dir, shared=args.shared_store)
 
 
-def _spec(args: argparse.Namespace, restore_keys=()) -> cache.CacheSpec:
-    return cache.CacheSpec(args.key, args.path, args.workspace.resolve(), args.cache_dir, restore_keys,
-                           shared=args.shared_store)
+def _spec(args: argparse.Namespace, restore_keys=(), fallback_scopes=()) -> cache.CacheSpec:
+    return cache.CacheSpec(args.key, cache.input_lines(args.path), args.workspace.resolve(), args.cache_dir,
+                           cache.input_lines(restore_keys), shared=args.shared_store,
+                           scope=Scope(args.scope, tuple(fallback_scopes)))
 
 
 def _warn(warnings: list[str]) -> None:
@@ -86,12 +94,12 @@ def _warn(warnings: list[str]) -> None:
 
 def _restore(args: argparse.Namespace) -> int:
     try:
-        outcome = cache.restore(_spec(args, args.restore_keys), link_mode=args.link_mode,
-                                lookup_only=args.lookup_only)
+        outcome = cache.restore(_spec(args, args.restore_keys, args.fallback_scopes),
+                                link_mode=args.link_mode, lookup_only=args.lookup_only)
     except (InvalidKey, PathError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    _warn(outcome.warnings)
+    _warn(outcome.warnings if args.scope else [cache.NO_SCOPE, *outcome.warnings])
     print(json.dumps({"cache-hit": outcome.hit, "cache-primary-key": args.key,
                       "cache-matched-key": outcome.matched_key or "", "files": outcome.files,
                       "bytes": outcome.bytes, "seconds": round(outcome.seconds, 3)}))
@@ -104,7 +112,7 @@ def _save(args: argparse.Namespace) -> int:
     except (InvalidKey, PathError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    _warn(outcome.warnings)
+    _warn(outcome.warnings if args.scope else [cache.NO_SCOPE, *outcome.warnings])
     print(outcome.message, file=sys.stderr)
     print(json.dumps({"saved": outcome.saved, "files": outcome.files, "bytes": outcome.bytes,
                       "new-bytes": outcome.new_bytes, "seconds": round(outcome.seconds, 3)}))
@@ -117,21 +125,21 @@ def _when(seconds: float) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     headers = sorted((h for _, h in _store(args).headers()), key=lambda h: -h.last_used)
-    print(f"{'last used':19}  {'created':19}  {'files':>7}  {'bytes':>12}  version       key")
+    print(f"{'last used':19}  {'created':19}  {'files':>7}  {'bytes':>12}  version       {'scope':24}  key")
     for h in headers:
         print(f"{_when(h.last_used)}  {_when(h.created)}  {h.files:>7}  {h.bytes:>12}  "
-              f"{h.version[:12]}  {h.key}")
+              f"{h.version[:12]}  {h.scope or '(none)':24}  {h.key}")
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
     store = _store(args)
-    matches = [(p, h) for p, h in store.headers() if h.key == args.key]
+    matches = [(p, h) for p, h in store.headers() if is_exact_match(args.key, h.key)]
     if not matches:
         print(f"error: no entry with key {args.key!r} in {args.cache_dir}", file=sys.stderr)
         return 1
     for _, header in matches:
-        manifest = store.load(header.version, header.key)
+        manifest = store.load(header.version, header.key, header.scope)
         print(json.dumps({k: v for k, v in vars(header).items()}, indent=2))
         for record in manifest.records:
             print(f"{record.kind:7} {oct(record.mode) if record.mode else '':7} {record.size:>10}  "

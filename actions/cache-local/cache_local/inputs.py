@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_actions import runner
-from ci_actions.cache import CacheSpec, default_cache_dir
+from ci_actions.cache import CacheSpec, default_cache_dir, input_lines
 from ci_actions.store.store import LINK_MODES
 from ci_actions.units import parse_duration, parse_size
 
@@ -14,15 +14,19 @@ DEFAULT_MAX_SIZE = "10G"  # actions/cache's per-repository budget
 DEFAULT_MAX_AGE = "7d"  # and its eviction of entries unused for a week
 
 
-def spec(*, with_restore_keys: bool) -> CacheSpec:
+def spec(*, with_restore_keys: bool, key: str | None = None, required: bool = True) -> CacheSpec:
+    """`key` stands in for the key input (the post step saves the main step's key). A save reads key
+    and path with `required=False` and warns itself when they are missing, as actions/cache's does.
+    The scope is the run's ref; it reads that ref's entries, then the PR base's and the default's."""
     cache_dir = runner.get_input("cache-dir")
     return CacheSpec(
-        key=runner.get_input("key", required=True),
-        paths=runner.get_multiline_input("path", required=True),
+        key=key or runner.get_input("key", required=required),
+        paths=input_lines(runner.get_multiline_input("path", required=required)),
         workspace=runner.workspace(),
         cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
-        restore_keys=runner.get_multiline_input("restore-keys") if with_restore_keys else (),
+        restore_keys=input_lines(runner.get_multiline_input("restore-keys")) if with_restore_keys else (),
         shared=runner.get_boolean_input("shared-store"),
+        scope=runner.run_context().cache_scope(),
     )
 
 

@@ -30,9 +30,13 @@ def restore(*, for_post: bool) -> None:
     lookup_only = runner.get_boolean_input("lookup-only")
     fail_on_miss = runner.get_boolean_input("fail-on-cache-miss")
     outcome = cache.restore(spec, link_mode=inputs.link_mode(), lookup_only=lookup_only)
+    if not spec.scope.own:
+        runner.warning(cache.NO_SCOPE)
     for warning in outcome.warnings:
         runner.warning(warning)
-    runner.set_output("cache-hit", "true" if outcome.hit else "false")
+    # actions/cache's strings: `true` exact, `false` a restore-key match, empty on a miss (#1466).
+    runner.set_output("cache-hit", "" if outcome.matched_key is None else str(outcome.hit).lower())
+    runner.set_output("exact-match", str(outcome.hit).lower())
     runner.set_output("cache-primary-key", spec.key)
     runner.set_output("cache-matched-key", outcome.matched_key or "")
     runner.set_output("restored-files", outcome.files)
@@ -63,12 +67,21 @@ def restore(*, for_post: bool) -> None:
 
 
 def save(*, key: str | None = None) -> cache.SaveResult:
-    """Save the paths under `key` (the main step's primary key, in post) and prune if over budget."""
-    spec = inputs.spec(with_restore_keys=False)
-    if key:
-        spec = cache.CacheSpec(key, spec.paths, spec.workspace, spec.cache_dir, shared=spec.shared)
+    """Save the paths under `key` (the main step's primary key, in post) and prune if over budget.
+
+    As actions/cache's save, a missing or invalid key or path is a warning and the job goes on; only
+    a malformed option (a boolean, a size) fails the step."""
+    spec = inputs.spec(with_restore_keys=False, key=key, required=False)
+    update = runner.get_boolean_input("update")
     budget = inputs.budget()
-    outcome = cache.save(spec, update=runner.get_boolean_input("update"))
+    try:
+        if not spec.paths:
+            raise runner.InputError("Input required and not supplied: path")
+        outcome = cache.save(spec, update=update)
+    except (runner.InputError, InvalidKey, PathError) as exc:
+        outcome = cache.SaveResult(False, "Cache not saved.", warnings=[str(exc)])
+    if not spec.scope.own:
+        outcome.warnings.insert(0, cache.NO_SCOPE)
     for warning in outcome.warnings:
         runner.warning(warning)
     runner.info(outcome.message)

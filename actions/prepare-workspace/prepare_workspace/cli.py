@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ci_actions.units import parse_duration
-from ci_actions.workspace import add_run_arguments, commands_of, run_cli, run_of
+from ci_actions.workspace import add_run_arguments, commands_of, run_cli, run_of, scope_of
 from prepare_workspace.prepare import PrepareRequest, prepare
 
 
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir.resolve(), workspace_root=args.workspace_root.resolve(),
         exclude=args.exclude or ["node_modules"],
         retention=parse_duration(args.retention, name="--retention"), link_mode=args.link_mode,
-        run=run_of(args), shared_store=args.shared_store)
+        run=run_of(args), shared_store=args.shared_store, scope=scope_of(args))
     return run_cli(lambda: prepare(request), lambda report: {
         "cache-hit": report.all_hit, "dependency-hits": report.directory_hits(),
         "entries": {r.entry.key: r.hit for r in report.entries},

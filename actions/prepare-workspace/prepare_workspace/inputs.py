@@ -36,4 +36,5 @@ def request() -> PrepareRequest:
         link_mode=runner.get_choice_input("link-mode", LINK_MODES, default="auto"),
         run=artifact.RunId(context.repository, context.run_id, context.attempt),
         shared_store=runner.get_boolean_input("shared-store"),
+        scope=context.cache_scope(),
     )

@@ -13,10 +13,11 @@ import subprocess
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci_actions import artifact
+from ci_actions.store.keys import Scope
 from ci_actions.workspace import (
     EntryResult,
     Job,
@@ -45,6 +46,7 @@ class PrepareRequest:
     link_mode: str
     run: artifact.RunId
     shared_store: bool = False  # see cache-local's shared-store input
+    scope: Scope = field(default_factory=Scope)  # the store's scope: the run's ref (see cache-local)
 
 
 @dataclass
@@ -122,12 +124,13 @@ def prepare(request: PrepareRequest) -> PrepareReport:
         packages = {p.directory: p for p in checked.packages}
         jobs = [Job(e, _prod_scratch(packages[e.directory], stack), e.command, place=False)
                 if e.role == "deps-prod" else Job(e, request.workspace, e.command) for e in deps]
-        results = complete(jobs, request.cache_dir, request.link_mode, shared=request.shared_store)
+        results = complete(jobs, request.cache_dir, request.link_mode, scope=request.scope,
+                           shared=request.shared_store)
     phases["dependencies"] = time.monotonic() - started - phases["checks"]
 
     mark = time.monotonic()
     results += complete([Job(e, request.workspace, e.command) for e in prisma], request.cache_dir,
-                        request.link_mode, shared=request.shared_store)
+                        request.link_mode, scope=request.scope, shared=request.shared_store)
     phases["prisma"] = time.monotonic() - mark
 
     mark = time.monotonic()

@@ -23,6 +23,7 @@ def request() -> RestoreRequest:
                           tuple(runner.get_argv_input("prisma-generate-command")) or None),
         clean=runner.get_boolean_input("clean", default=True),
         shared_store=runner.get_boolean_input("shared-store"),
+        scope=context.cache_scope(),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ci_actions.workspace import LAYERS, add_run_arguments, commands_of, run_cli, run_of
+from ci_actions.workspace import LAYERS, add_run_arguments, commands_of, run_cli, run_of, scope_of
 from restore_workspace.restore import RestoreRequest, restore_workspace
 
 
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     request = RestoreRequest(args.workspace.resolve(), args.workspace_root.resolve(),
                              args.cache_dir.resolve(), args.layer, args.link_mode,
                              run_of(args), commands_of(args), clean=args.clean,
-                             shared_store=args.shared_store)
+                             shared_store=args.shared_store, scope=scope_of(args))
     return run_cli(lambda: restore_workspace(request), lambda report: {
         "cache-hit": report.all_hit, "entries": {r.entry.key: r.hit for r in report.entries},
         "artifact": str(report.artifact_dir), "phases": {k: round(v, 3) for k, v in report.phases.items()}})

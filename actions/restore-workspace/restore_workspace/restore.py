@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci_actions import artifact
+from ci_actions.store.keys import Scope
 from ci_actions.workspace import (
     Commands,
     EntryResult,
@@ -32,6 +33,7 @@ class RestoreRequest:
     commands: Commands  # what rebuilds an entry the store lost: this job's own inputs, not the artifact's
     clean: bool = False  # wipe the workspace even if it holds work (see guard.py)
     shared_store: bool = False  # see cache-local's shared-store input
+    scope: Scope = field(default_factory=Scope)  # the store's scope: the run's ref (see cache-local)
 
 
 @dataclass
@@ -75,7 +77,8 @@ def restore_workspace(request: RestoreRequest) -> RestoreReport:
     results = []
     for step in ([e for e in wanted if e.role != "prisma"], [e for e in wanted if e.role == "prisma"]):
         results += complete([Job(e, request.workspace, request.commands.for_entry(e)) for e in step],
-                            request.cache_dir, request.link_mode, shared=request.shared_store)
+                            request.cache_dir, request.link_mode, scope=request.scope,
+                            shared=request.shared_store)
     phases["dependencies"] = time.monotonic() - mark
     guard.record(request.workspace_root, request.workspace, manifest.run)
     phases["total"] = time.monotonic() - started

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 MAX_KEY_LENGTH = 512
 MAX_KEYS = 10  # the primary key plus restore-keys
-FORMAT = "ci-actions-store-1"
+FORMAT = "ci-actions-store-2"  # 2: records in one tree per anchor (header "anchors")
 
 
 class InvalidKey(ValueError):
@@ -47,6 +47,26 @@ def is_exact_match(primary: str, matched: str | None) -> bool:
     return matched is not None and matched.casefold() == primary.casefold()
 
 
+def branch_ref(name: str) -> str:
+    """A scope's ref: a bare branch name `main` is `refs/heads/main`; a full ref is kept as given."""
+    return name if name.startswith("refs/") or not name else f"refs/heads/{name}"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which entries a run may see: it saves under `own` (the ref that ran it; "" when none is known,
+    "no scope") and reads `own`'s entries, then each fallback's in order (a PR's base, the default
+    branch), never another ref's. So a branch, or a PR, can never plant an entry that main restores."""
+
+    own: str = ""
+    fallbacks: tuple[str, ...] = ()
+
+    @property
+    def readable(self) -> list[str]:
+        """The scopes a lookup searches, in order, each once."""
+        return list(dict.fromkeys([self.own, *self.fallbacks]))
+
+
 @dataclass(frozen=True)
 class Candidate:
     """What lookup needs of an entry: its key and when it was created (newest wins a prefix match)."""
@@ -56,13 +76,15 @@ class Candidate:
 
 
 def choose(keys: Sequence[str], candidates: Iterable[Candidate]) -> str | None:
-    """Pick the entry to restore: for each key in order, an exact match, else the newest prefix match."""
-    pool = list(candidates)
-    by_key = {c.key: c for c in pool}
+    """Pick the entry to restore: for each key in order, an exact match, else the newest prefix match.
+    Both compare case-insensitively, as GitHub's cache service does (`Deps-` finds `deps-linux`)."""
+    pool = [(c.key.casefold(), c) for c in candidates]
+    by_key = dict(pool)
     for key in keys:
-        if key in by_key:
-            return key
-        prefixed = [c for c in pool if c.key.startswith(key)]
+        folded = key.casefold()
+        if folded in by_key:
+            return by_key[folded].key
+        prefixed = [c for k, c in pool if k.startswith(folded)]
         if prefixed:
             return max(prefixed, key=lambda c: (c.created, c.key)).key
     return None

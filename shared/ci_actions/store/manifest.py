@@ -136,6 +136,7 @@ class Header:
     last_used: float
     files: int
     bytes: int
+    scope: str = ""  # the ref that saved it ("" when none was known); see keys.Scope
     records: int = 0
     records_sha256: str = ""
     format: str = FORMAT
@@ -169,7 +170,8 @@ def dumps(header: Header, lines: str) -> bytes:
 # Each header field and the types it may have (`type(x) is`, so a JSON true is not taken for an int).
 _HEADER_FIELDS: dict[str, tuple[type, ...]] = {
     "last_used": (str,), "key": (str,), "version": (str,), "paths": (list,), "created": (int, float),
-    "files": (int,), "bytes": (int,), "records": (int,), "records_sha256": (str,), "format": (str,)}
+    "files": (int,), "bytes": (int,), "scope": (str,), "records": (int,), "records_sha256": (str,),
+    "format": (str,)}
 
 
 def parse_header(line: bytes) -> Header:

@@ -95,8 +95,9 @@ class RestoreResult:
     seconds: float
 
 
-def _entry_name(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:40] + ".json"
+def _entry_name(key: str, scope: str) -> str:
+    """One name per key within a scope, whatever its case: keys match case-insensitively."""
+    return hashlib.sha256(f"{scope}\0{key.casefold()}".encode()).hexdigest()[:40] + ".json"
 
 
 def _syncfs(path: Path) -> None:
@@ -217,8 +218,8 @@ class Store:
     def _gc_lock(self, timeout: float = LOCK_TIMEOUT) -> filelock.ReadWriteLock:
         return filelock.ReadWriteLock(self.root / "gc.lock", timeout=timeout, is_singleton=False)
 
-    def entry_path(self, version: str, key: str) -> Path:
-        return self.entries_dir / version[:16] / _entry_name(key)
+    def entry_path(self, version: str, key: str, scope: str = "") -> Path:
+        return self.entries_dir / version[:16] / _entry_name(key, scope)
 
     def _manifest_paths(self) -> Iterable[Path]:
         return self.entries_dir.glob("*/*.json") if self.entries_dir.exists() else ()
@@ -257,19 +258,23 @@ class Store:
 
     # -- lookup and restore ----------------------------------------------------------------------
 
-    def lookup(self, keys: Sequence[str], version: str) -> Header | None:
-        """actions/cache order over entries of this version: exact, then newest prefix, per key.
+    def lookup(self, keys: Sequence[str], version: str, scopes: Sequence[str] = ("",)) -> Header | None:
+        """actions/cache order over entries of this version: exact, then newest prefix, per key; all
+        of that in the first scope, then in the next (an entry of any other scope is never seen).
 
         A store that does not exist yet is empty; one that exists but cannot be read raises OSError.
         """
         with contextlib.suppress(FileNotFoundError):
             os.listdir(self.root)
-        headers = {h.key: h for _, h in self.headers(version)}
-        chosen = choose(keys, (Candidate(h.key, h.created) for h in headers.values()))
-        return headers.get(chosen) if chosen else None
+        found = self.headers(version)
+        for scope in scopes:
+            headers = {h.key: h for _, h in found if h.scope == scope}
+            if chosen := choose(keys, (Candidate(h.key, h.created) for h in headers.values())):
+                return headers[chosen]
+        return None
 
-    def load(self, version: str, key: str) -> Manifest:
-        path = self.entry_path(version, key)
+    def load(self, version: str, key: str, scope: str = "") -> Manifest:
+        path = self.entry_path(version, key, scope)
         try:
             return mf.loads(self._read(path))
         except ManifestError as exc:
@@ -285,7 +290,7 @@ class Store:
         started = time.monotonic()
         self._check()
         with self._gc_lock().read_lock():
-            manifest = self.load(header.version, header.key)
+            manifest = self.load(header.version, header.key, header.scope)
             self._check_tops(manifest, selected)
             staging = new_staging(str(workspace))
             try:
@@ -294,7 +299,7 @@ class Store:
                     broken = build(self.blobs, staging, manifest.records, placement)
                 if broken:
                     self._drop_broken(manifest, broken)
-                self._stamp_last_used(header.version, header.key)
+                self._stamp_last_used(header.version, header.key, header.scope)
                 move_in(staging, str(workspace), manifest.records)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -306,7 +311,7 @@ class Store:
         stray = next((record.path for record in manifest.records
                       if record.path.rpartition("/")[0] not in dirs and not selected(record.path)), None)
         if stray is not None:
-            self._drop(self.entry_path(manifest.header.version, manifest.header.key))
+            self._drop(self.entry_path(manifest.header.version, manifest.header.key, manifest.header.scope))
             raise EntryBroken(f"cache entry {manifest.header.key!r} holds {stray!r}, which none of its "
                               "paths selects; dropped it")
 
@@ -316,17 +321,17 @@ class Store:
         for exc in failures:
             if not isinstance(exc, BlobMissing):
                 self.blobs.remove(str(exc))
-        self._drop(self.entry_path(manifest.header.version, manifest.header.key))
+        self._drop(self.entry_path(manifest.header.version, manifest.header.key, manifest.header.scope))
         kinds = "missing" if all(isinstance(e, BlobMissing) for e in failures) else "corrupt"
         raise EntryBroken(f"cache entry {manifest.header.key!r} has {len(failures)} {kinds} blob(s) "
                           f"(first: {failures[0]}); dropped it")
 
-    def _stamp_last_used(self, version: str, key: str) -> None:
+    def _stamp_last_used(self, version: str, key: str, scope: str = "") -> None:
         """Overwrite the fixed-width last_used field in place: no rewrite, so no race with a save."""
         stamp = mf.format_time(time.time()).encode()
         root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fd = open_beneath(root, str(self.entry_path(version, key).relative_to(self.root)),
+            fd = open_beneath(root, str(self.entry_path(version, key, scope).relative_to(self.root)),
                               os.O_WRONLY | os.O_NONBLOCK)
         except OSError as exc:  # gone (evicted, replaced), or now a link or a FIFO: not ours to stamp
             if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO):
@@ -351,11 +356,11 @@ class Store:
     # -- save -----------------------------------------------------------------------------------
 
     def save(self, key: str, version: str, paths: Sequence[str], workspace: Path,
-             matched: Sequence[str], *, update: bool = False) -> SaveResult:
-        """Store the matched paths (relative to workspace, parents first) under key; the first writer
-        of a key wins unless `update`."""
+             matched: Sequence[str], *, scope: str = "", update: bool = False) -> SaveResult:
+        """Store the matched paths (relative to workspace, parents first) under key in `scope`; the
+        first writer of a key in a scope wins unless `update`."""
         started = time.monotonic()
-        final = self.entry_path(version, key)
+        final = self.entry_path(version, key, scope)
         self._check()
         if os.path.lexists(final) and not update:
             return SaveResult(False, f"Cache entry {key!r} already exists; keys are immutable, so it was "
@@ -367,7 +372,7 @@ class Store:
                 stored = self._store_tree(workspace, matched)
             now = time.time()
             header = Header(key=key, version=version, paths=list(paths), created=now, last_used=now,
-                            files=stored.files, bytes=stored.bytes)
+                            files=stored.files, bytes=stored.bytes, scope=scope)
             data = mf.dumps(header, stored.lines)
             try:  # what a restore would refuse (a link out of the workspace) is never published
                 mf.loads(data)
