@@ -2,11 +2,15 @@
 entries, then a pull request's base branch's, then the default branch's, and never a sibling's."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from ci_actions import runner
-from ci_actions.cache import CacheSpec, restore, save
+from ci_actions.cache import NO_SCOPE, CacheSpec, restore, save
 from ci_actions.store.keys import Scope
 from ci_actions.workspace import Job, StoreEntry, complete
 
@@ -15,6 +19,7 @@ FEATURE = Scope("refs/heads/feature-a", ("refs/heads/main",))
 SIBLING = Scope("refs/heads/feature-b", ("refs/heads/main",))
 PR = Scope("refs/pull/7/merge", ("refs/heads/feature-a", "refs/heads/main"))  # feature-b into feature-a
 NONE = Scope()
+ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture
@@ -152,3 +157,41 @@ def test_workspace_entries_built_by_a_pull_request_are_not_main_s(tmp_path, monk
     assert run(PR, "unused") == (True, "pull request")
     assert run(MAIN, "main") == (False, "main")  # built again: the PR's entry is not main's
     assert run(FEATURE, "unused") == (True, "main")
+
+
+def cli(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """`ci-actions cache ...` of this checkout, in the workspace."""
+    code = os.pathsep.join([str(ROOT / "shared"), str(ROOT / "actions" / "cache-local")])
+    return subprocess.run([sys.executable, "-m", "ci_actions", "cache", *args, "--cache-dir",
+                           str(tmp_path / "store")], cwd=tmp_path / "ws", capture_output=True, text=True,
+                          timeout=120, check=False, env={**os.environ, "PYTHONPATH": code})
+
+
+def cli_matched(tmp_path, *args: str) -> str:
+    done = cli(tmp_path, "restore", "--key", "deps-x", "--restore-key", "deps-", "--path", "node_modules",
+               *args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["cache-matched-key"]
+
+
+def test_the_cli_takes_the_scope_and_its_fallbacks(tmp_path):
+    (tmp_path / "ws" / "node_modules").mkdir(parents=True)
+    (tmp_path / "ws" / "node_modules" / "f").write_text("x")
+    for scope, key in (("feature-a", "deps-feature"), ("refs/heads/main", "deps-main")):
+        done = cli(tmp_path, "save", "--key", key, "--path", "node_modules", "--scope", scope)
+        assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    assert cli_matched(tmp_path, "--scope", "feature-a", "--fallback-scope", "main") == "deps-feature"
+    assert cli_matched(tmp_path, "--scope", "feature-b", "--fallback-scope", "main") == "deps-main"
+    assert cli_matched(tmp_path, "--scope", "feature-b") == ""
+    assert cli_matched(tmp_path, "--scope", "main") == "deps-main"
+    listing = cli(tmp_path, "list").stdout
+    assert any(line.split()[-2:] == ["refs/heads/feature-a", "deps-feature"] for line in listing.splitlines())
+
+
+def test_the_cli_without_a_scope_warns_and_sees_only_unscoped_entries(tmp_path):
+    (tmp_path / "ws" / "node_modules").mkdir(parents=True)
+    saved = cli(tmp_path, "save", "--key", "deps-none", "--path", "node_modules")
+    assert saved.returncode == 0 and f"warning: {NO_SCOPE}" in saved.stderr
+    assert cli_matched(tmp_path) == "deps-none"
+    assert cli_matched(tmp_path, "--scope", "main") == ""
+    assert "(none)" in cli(tmp_path, "list").stdout
