@@ -2,7 +2,7 @@
 
 The failure policy is actions/cache's: a cache problem (miss, damaged entry, unreadable or unsafe cache
 dir, full disk, lock timeout, a store worker that hung) becomes a warning in the outcome and the job goes
-on. Only bad input (an invalid key, a path outside the workspace) raises.
+on. Only bad input (an invalid key, a path line that must not be cached: paths.PathError) raises.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import filelock
 
-from ci_actions.paths import match_paths, selects
+from ci_actions.paths import match_paths, places
 from ci_actions.store.keys import Scope, cache_version, is_exact_match, validate_key, validate_keys
 from ci_actions.store.slices import WorkerFailed
 from ci_actions.store.store import EntryBroken, PruneReport, SaveResult, Store
@@ -85,7 +85,7 @@ def restore(spec: CacheSpec, *, link_mode: str = "auto", lookup_only: bool = Fal
     a reinstall, never a broken tree.
     """
     keys = validate_keys(spec.key, spec.restore_keys)
-    selected = selects(spec.paths, spec.workspace)
+    placed = places(spec.paths, spec.workspace, keep_out=[spec.cache_dir])
     started = time.monotonic()
     outcome = RestoreOutcome(spec.key)
     store = Store(spec.cache_dir, shared=spec.shared)
@@ -95,7 +95,7 @@ def restore(spec: CacheSpec, *, link_mode: str = "auto", lookup_only: bool = Fal
                 outcome.matched_key = header.key
                 break
             try:
-                result = store.restore(header, spec.workspace, selected, link_mode)
+                result = store.restore(header, placed, link_mode)
             except EntryBroken as exc:
                 outcome.warnings.append(str(exc))
                 continue
@@ -114,15 +114,14 @@ def save(spec: CacheSpec, *, update: bool = False) -> SaveResult:
     """Save the matched paths under the key, unless the key exists (keys are immutable) or `update`.
     Paths below a symlinked directory are left out with a warning (see paths.match_paths)."""
     validate_key(spec.key)
-    matched = match_paths(spec.paths, spec.workspace)
-    if not matched.paths:
+    matched = match_paths(spec.paths, spec.workspace, keep_out=[spec.cache_dir])
+    if not matched.trees:
         return SaveResult(False, "Cache not saved.", warnings=[
             *matched.warnings, "Path Validation Error: none of the paths exist, so no cache was saved: "
             + ", ".join(spec.paths)])
     try:
         result = Store(spec.cache_dir, shared=spec.shared).save(
-            spec.key, spec.version, spec.paths, spec.workspace, matched.paths, scope=spec.scope.own,
-            update=update)
+            spec.key, spec.version, spec.paths, matched.trees, scope=spec.scope.own, update=update)
     except CACHE_TROUBLE as exc:
         result = SaveResult(False, "Cache not saved.", warnings=[f"Failed to save: {_cache_trouble(exc)}"])
     result.warnings[:0] = matched.warnings

@@ -8,13 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from ci_actions.paths import selects
+from ci_actions.paths import WORKSPACE, Place, Tree, places
 from ci_actions.store import manifest as mf
 from ci_actions.store.keys import cache_version
 from ci_actions.store.store import EntryBroken, Store
 
 VERSION = cache_version(["node_modules"])
-SELECTED = selects(["node_modules"], Path("/"))  # what a consumer of these entries asks for
+
+
+def at(workspace: Path) -> dict[str, Place]:
+    """Where a consumer of these entries restores them: its path lines, in its workspace."""
+    return places(["node_modules"], workspace)
+
+
+def in_ws(workspace: Path, paths: list[str]) -> list[Tree]:
+    """What a save of workspace-relative paths takes (match_paths' trees)."""
+    return [Tree(WORKSPACE, str(workspace), paths)]
 
 
 def make_tree(root: Path) -> None:
@@ -64,7 +73,7 @@ def saved(tmp_path):
     source = tmp_path / "source"
     make_tree(source)
     store = Store(tmp_path / "store")
-    result = store.save("deps-1", VERSION, ["node_modules"], source, relative(walk(source), source))
+    result = store.save("deps-1", VERSION, ["node_modules"], in_ws(source, relative(walk(source), source)))
     assert result.saved, result.message
     return store, source, result
 
@@ -75,7 +84,7 @@ def test_restore_is_identical(saved, tmp_path, link_mode):
     target = tmp_path / f"target-{link_mode}"
     target.mkdir()
     header = store.lookup(["deps-1"], VERSION)
-    restored = store.restore(header, target, SELECTED, link_mode)
+    restored = store.restore(header, at(target), link_mode)
     want, got = snapshot(source), snapshot(target)
     if link_mode == "hardlink":  # a link shares the blob's inode: read-only mode, the blob's mtime
         want = {k: (v[0], v[1] & 0o111, v[2]) if v[0] == "file" else v for k, v in want.items()}
@@ -86,7 +95,7 @@ def test_restore_is_identical(saved, tmp_path, link_mode):
 
 def test_hardlink_mode_copies_files_edited_in_place(saved, tmp_path):
     store, _, _ = saved
-    store.restore(store.lookup(["deps-1"], VERSION), tmp_path, SELECTED, "hardlink")
+    store.restore(store.lookup(["deps-1"], VERSION), at(tmp_path), "hardlink")
     linked = tmp_path / "node_modules" / "pkg" / "index.js"
     assert linked.stat().st_mode & 0o222 == 0  # read-only: an in-place edit fails instead of corrupting
     assert (tmp_path / "node_modules" / ".prisma" / "client" / "index.js").stat().st_nlink == 1
@@ -96,7 +105,7 @@ def test_hardlink_mode_copies_files_edited_in_place(saved, tmp_path):
 
 def test_existing_key_is_not_saved_again(saved):
     store, source, _ = saved
-    again = store.save("deps-1", VERSION, ["node_modules"], source, relative(walk(source), source))
+    again = store.save("deps-1", VERSION, ["node_modules"], in_ws(source, relative(walk(source), source)))
     assert not again.saved
     assert "already exists" in again.message and "update: true" in again.message
 
@@ -104,7 +113,7 @@ def test_existing_key_is_not_saved_again(saved):
 def test_update_replaces_the_entry(saved):
     store, source, _ = saved
     (source / "node_modules" / "pkg" / "index.js").write_text("module.exports = 2\n")
-    again = store.save("deps-1", VERSION, ["node_modules"], source, relative(walk(source), source),
+    again = store.save("deps-1", VERSION, ["node_modules"], in_ws(source, relative(walk(source), source)),
                        update=True)
     assert again.saved
     manifest = store.load(VERSION, "deps-1")
@@ -114,7 +123,7 @@ def test_update_replaces_the_entry(saved):
 def test_one_changed_file_stores_only_its_bytes(saved):
     store, source, first = saved
     (source / "node_modules" / "pkg" / "index.js").write_text("module.exports = 'changed'\n")
-    second = store.save("deps-2", VERSION, ["node_modules"], source, relative(walk(source), source))
+    second = store.save("deps-2", VERSION, ["node_modules"], in_ws(source, relative(walk(source), source)))
     assert second.saved and second.new_bytes == len("module.exports = 'changed'\n")
     assert first.new_bytes == first.bytes
 
@@ -131,7 +140,7 @@ def test_flipped_byte_in_a_blob_drops_the_entry_and_restores_nothing(saved, tmp_
     target = tmp_path / "target"
     target.mkdir()
     with pytest.raises(EntryBroken, match="1 corrupt blob"):
-        store.restore(store.lookup(["deps-1"], VERSION), target, SELECTED)
+        store.restore(store.lookup(["deps-1"], VERSION), at(target))
     assert list(target.iterdir()) == []
     assert store.lookup(["deps-1"], VERSION) is None
     assert not blob.exists()
@@ -142,7 +151,7 @@ def test_a_touched_blob_is_rehashed_and_still_restores(saved, tmp_path):
     manifest = store.load(VERSION, "deps-1")
     blob = store.blobs.path(next(r for r in manifest.records if r.kind == "file").digest)
     os.utime(blob)  # a new mtime, same bytes: re-hashed, found intact
-    store.restore(store.lookup(["deps-1"], VERSION), tmp_path, SELECTED)
+    store.restore(store.lookup(["deps-1"], VERSION), at(tmp_path))
     assert snapshot(tmp_path) == snapshot(source)
 
 
@@ -152,7 +161,7 @@ def test_truncated_manifest_is_detected_and_dropped(saved, tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(EntryBroken, match="damaged manifest"):
-        store.restore(store.lookup(["deps-1"], VERSION), tmp_path, SELECTED)
+        store.restore(store.lookup(["deps-1"], VERSION), at(tmp_path))
     assert not path.exists()
 
 
@@ -160,7 +169,7 @@ def test_restore_stamps_last_used(saved, tmp_path):
     store, _, _ = saved
     before = store.lookup(["deps-1"], VERSION).last_used
     time.sleep(0.01)
-    store.restore(store.lookup(["deps-1"], VERSION), tmp_path, SELECTED)
+    store.restore(store.lookup(["deps-1"], VERSION), at(tmp_path))
     after = store.lookup(["deps-1"], VERSION)
     assert after.last_used > before
     assert mf.loads(store.entry_path(VERSION, "deps-1").read_bytes()).header.last_used == after.last_used
@@ -183,7 +192,7 @@ def test_verify_finds_a_corrupt_blob(saved):
 def test_prune_by_age_then_size_keeps_shared_blobs(saved):
     store, source, _ = saved
     (source / "node_modules" / "pkg" / "index.js").write_text("v2\n")
-    store.save("deps-2", VERSION, ["node_modules"], source, relative(walk(source), source))
+    store.save("deps-2", VERSION, ["node_modules"], in_ws(source, relative(walk(source), source)))
     old = store.entry_path(VERSION, "deps-1")
     fd = os.open(old, os.O_WRONLY)
     os.pwrite(fd, mf.format_time(time.time() - 30 * 86400).encode(), len(mf.LAST_USED_PREFIX))
@@ -206,7 +215,7 @@ def test_restore_merges_into_an_existing_tree(saved, tmp_path, link_mode):
     (target / "node_modules" / "pkg").mkdir(parents=True)
     (target / "node_modules" / "pkg" / "index.js").write_text("stale\n")
     (target / "node_modules" / "local.txt").write_text("mine\n")
-    store.restore(store.lookup(["deps-1"], VERSION), target, SELECTED, link_mode)
+    store.restore(store.lookup(["deps-1"], VERSION), at(target), link_mode)
     assert (target / "node_modules" / "pkg" / "index.js").read_text() == "module.exports = 1\n"
     assert (target / "node_modules" / "local.txt").read_text() == "mine\n"  # as tar -x: extra files stay
     assert (target / "node_modules" / "pkg" / "lib" / "big.bin").read_bytes() == \
@@ -220,7 +229,7 @@ def test_sockets_and_fifos_are_left_out(tmp_path):
     (source / "node_modules" / "a.js").write_text("a\n")
     os.mkfifo(source / "node_modules" / "pipe")
     store = Store(tmp_path / "store")
-    result = store.save("deps-fifo", VERSION, ["node_modules"], source, relative(walk(source), source))
+    result = store.save("deps-fifo", VERSION, ["node_modules"], in_ws(source, relative(walk(source), source)))
     assert result.saved and result.files == 1
     assert [r.path for r in store.load(VERSION, "deps-fifo").records] == ["node_modules", "node_modules/a.js"]
 
@@ -231,10 +240,10 @@ def test_a_read_only_directory_keeps_its_mode_and_contents(tmp_path):
     (source / "node_modules" / "sealed" / "a.js").write_text("a\n")
     (source / "node_modules" / "sealed").chmod(0o555)
     store = Store(tmp_path / "store")
-    store.save("deps-ro", VERSION, ["node_modules"], source, relative(walk(source), source))
+    store.save("deps-ro", VERSION, ["node_modules"], in_ws(source, relative(walk(source), source)))
     target = tmp_path / "target"
     try:
-        store.restore(store.lookup(["deps-ro"], VERSION), target, SELECTED, "hardlink")
+        store.restore(store.lookup(["deps-ro"], VERSION), at(target), "hardlink")
         assert (target / "node_modules" / "sealed").stat().st_mode & 0o777 == 0o555
         assert (target / "node_modules" / "sealed" / "a.js").read_text() == "a\n"
     finally:
@@ -249,7 +258,7 @@ def test_a_killed_restores_staging_directory_is_removed_by_the_next(saved, tmp_p
     (stale / "node_modules").mkdir(parents=True)
     live = target / f".ci-actions-restore-{os.getpid()}-1111"  # another restore, still running
     live.mkdir()
-    store.restore(store.lookup(["deps-1"], VERSION), target, SELECTED)
+    store.restore(store.lookup(["deps-1"], VERSION), at(target))
     assert not stale.exists() and live.exists()
     assert sorted(p.name for p in target.iterdir()) == [live.name, "node_modules"]
 
@@ -274,9 +283,10 @@ def test_content_already_stored_is_found_after_a_long_run_of_new_files(tmp_path)
     old = {f"{run}-old/{n:03}.js": f"old {run} {n}\n".encode() for run in (1, 3) for n in range(150)}
     new = {f"{run}-new/{n:03}.js": f"new {run} {n}\n".encode() for run in (0, 2) for n in range(150)}
     store = Store(tmp_path / "store")
-    first = store.save("deps-old", VERSION, ["node_modules"], tmp_path / "a", tree(tmp_path / "a", old))
-    second = store.save("deps-both", VERSION, ["node_modules"], tmp_path / "b",
-                        tree(tmp_path / "b", {**new, **old}))
+    first = store.save("deps-old", VERSION, ["node_modules"],
+                       in_ws(tmp_path / "a", tree(tmp_path / "a", old)))
+    second = store.save("deps-both", VERSION, ["node_modules"],
+                        in_ws(tmp_path / "b", tree(tmp_path / "b", {**new, **old})))
     assert first.new_bytes == sum(map(len, old.values()))
     assert second.new_bytes == sum(map(len, new.values()))
     assert len(list(store.blobs.dir.glob("*/*"))) == 600
@@ -309,12 +319,12 @@ def test_copies_within_one_save_are_stored_once(tmp_path):
         (source / "node_modules" / package / "engine.bin").write_bytes(big)
     (source / "node_modules" / "c" / "LICENSE").chmod(0o755)
     store = Store(tmp_path / "store")
-    result = store.save("deps-1", VERSION, ["node_modules"], source, relative(walk(source), source))
+    result = store.save("deps-1", VERSION, ["node_modules"], in_ws(source, relative(walk(source), source)))
     assert result.files == 6 and result.bytes == 3 * (4 + len(big))
     assert result.new_bytes == 4 + 4 + len(big)
     assert sorted(p.name[64:] for p in store.blobs.dir.glob("*/*")) == ["", "", "x"]
     target = tmp_path / "target"
-    store.restore(store.lookup(["deps-1"], VERSION), target, SELECTED, "copy")
+    store.restore(store.lookup(["deps-1"], VERSION), at(target), "copy")
     assert snapshot(target) == snapshot(source)
 
 
@@ -332,12 +342,12 @@ def test_a_blob_left_short_by_a_crash_is_replaced_not_trusted(tmp_path, left):
     short = store.blobs.path(hashlib.sha256(content).hexdigest())
     short.write_bytes(left)
     short.chmod(0o444)
-    result = store.save("deps-1", VERSION, ["node_modules"], source, relative(walk(source), source))
+    result = store.save("deps-1", VERSION, ["node_modules"], in_ws(source, relative(walk(source), source)))
     assert result.saved and result.new_bytes == len(content)
     assert store.blobs.path(short.name).read_bytes() == content
     assert store.verify().problems == []
     target = tmp_path / "target"
-    store.restore(store.lookup(["deps-1"], VERSION), target, SELECTED, "copy")
+    store.restore(store.lookup(["deps-1"], VERSION), at(target), "copy")
     assert snapshot(target) == snapshot(source)
 
 
@@ -352,7 +362,8 @@ def test_blobs_are_read_only_for_everyone_whatever_the_umask(tmp_path):
     old = os.umask(0o077)
     try:
         store = Store(tmp_path / "store")
-        assert store.save("deps-1", VERSION, ["node_modules"], source, relative(walk(source), source)).saved
+        saved = store.save("deps-1", VERSION, ["node_modules"], in_ws(source, relative(walk(source), source)))
+        assert saved.saved
     finally:
         os.umask(old)
     modes = sorted(oct(blob.stat().st_mode & 0o777) for blob in store.blobs.dir.glob("*/*"))

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ci_actions.cache import CacheSpec, restore, save
+from ci_actions.paths import match_paths
 from ci_actions.store import manifest as mf
 from ci_actions.store.keys import cache_version
 from ci_actions.store.manifest import Header
@@ -61,7 +62,7 @@ def plant(store: Path, rows: list, key: str = KEY, paths: list[str] = PATHS,
     lines = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
     data = mf.dumps(Header(key=key, version=version, paths=list(paths), created=now, last_used=now,
                            files=sum(type(row) is list and row[:1] == ["f"] for row in rows),
-                           bytes=0), lines)
+                           bytes=0), [("workspace", lines)])
     if header:  # a header field of the wrong type: rewrite the header line, keeping the records
         head, _, body = data.partition(b"\n")
         fields = json.loads(head) | header
@@ -244,8 +245,8 @@ def test_setuid_setgid_and_sticky_bits_are_dropped(box, link_mode):
     shell.write_bytes(b"#!/bin/sh\nid\n")
     shell.chmod(0o4755)
     (source / "node_modules" / "shared").chmod(0o3777)
-    relative = ["node_modules", "node_modules/sh", "node_modules/shared"]
-    assert Store(box["store"]).save(KEY, cache_version(PATHS), PATHS, source, relative).saved
+    trees = match_paths(PATHS, source).trees
+    assert Store(box["store"]).save(KEY, cache_version(PATHS), PATHS, trees).saved
     got = restore(CacheSpec(key=KEY, paths=PATHS, workspace=box["ws"], cache_dir=box["store"]),
                   link_mode=link_mode)
     assert got.hit

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from ci_actions.paths import WORKSPACE
 from ci_actions.store import manifest as mf
 from ci_actions.store.manifest import Header, Manifest, ManifestError, Record
 
@@ -18,7 +19,7 @@ def sample() -> Manifest:
 
 
 def serialised(manifest: Manifest) -> bytes:
-    return mf.dumps(manifest.header, "".join(record.to_line() for record in manifest.records))
+    return mf.dumps(manifest.header, [(WORKSPACE, "".join(record.to_line() for record in manifest.records))])
 
 
 def test_round_trip():
@@ -67,11 +68,11 @@ def test_altered_record_is_detected():
 @pytest.mark.parametrize("row", ['["f","node_modules/a.js",420,3]', '["x","node_modules/a.js"]'])
 def test_a_malformed_record_with_a_matching_digest_is_refused(row):
     with pytest.raises(ManifestError, match="unknown record"):
-        mf.loads(mf.dumps(sample().header, row + "\n"))
+        mf.loads(mf.dumps(sample().header, [(WORKSPACE, row + "\n")]))
 
 
 def test_other_format_is_refused():
-    data = serialised(sample()).replace(b"ci-actions-store-1", b"ci-actions-store-0")
+    data = serialised(sample()).replace(mf.FORMAT.encode(), b"ci-actions-store-0")
     with pytest.raises(ManifestError, match="format"):
         mf.loads(data)
 
@@ -106,7 +107,7 @@ def test_dots_inside_names_are_fine():
 
 def with_rows(*rows: list) -> bytes:
     """A manifest of these rows (any JSON), with a matching records_sha256: as an attacker writes it."""
-    return mf.dumps(sample().header, "".join(json.dumps(row) + "\n" for row in rows))
+    return mf.dumps(sample().header, [(WORKSPACE, "".join(json.dumps(row) + "\n" for row in rows))])
 
 
 @pytest.mark.parametrize("row, says", [

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from ci_actions.cache import CacheSpec, enforce_budget, restore, save
+from ci_actions.paths import WORKSPACE, Tree
 from ci_actions.store import slices
 from ci_actions.store.blobs import BLOB_MTIME_NS
 from ci_actions.store.keys import cache_version
@@ -291,7 +292,7 @@ def test_a_link_swapped_in_after_the_walk_is_not_followed(ws, tmp_path):
     pkg.symlink_to(outside)  # then a directory became a link
     store = Store(tmp_path / "store")
     with pytest.raises(OSError, match="changed during the save"):
-        store.save("deps-1", VERSION, PATHS, ws, matched)
+        store.save("deps-1", VERSION, PATHS, [Tree(WORKSPACE, str(ws), matched)])
     assert store.headers() == []
     assert b"the production database password\n" not in blob_contents(tmp_path / "store")
 

@@ -4,6 +4,10 @@ On disk it is JSON lines: a header object, then one array per file system record
 field is ``last_used``, a fixed-width string at a fixed offset, so a restore can stamp it in place
 without rewriting (and so without racing) the rest. The header carries the count and sha256 of the
 record lines: a truncated or altered manifest is detected, never half-restored.
+
+The records form one tree per anchor (the workspace, HOME, an absolute root: see paths.py), one after
+another; the header's ``anchors`` lists each with its record count. Record paths are relative to their
+anchor, and each tree is checked on its own, so that none reaches into another or above its root.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import Literal, NamedTuple
 
+from ci_actions.paths import HOME, NEVER_INSIDE, WORKSPACE
 from ci_actions.store.keys import FORMAT
 from ci_actions.tar_scan import MAX_DEPTH, resolve
 
@@ -140,6 +145,7 @@ class Header:
     records: int = 0
     records_sha256: str = ""
     format: str = FORMAT
+    anchors: list[tuple[str, int]] = field(default_factory=list)  # (anchor, its record count), in order
 
 
 @dataclass
@@ -151,6 +157,14 @@ class Manifest:
     def blob_digests(self) -> set[str]:
         return {r.digest for r in self.records if r.kind == "file"}
 
+    def trees(self) -> list[tuple[str, list[Record]]]:
+        """Each anchor with its records (relative to its root), in the order they were saved."""
+        found, start = [], 0
+        for anchor, count in self.header.anchors:
+            found.append((anchor, self.records[start:start + count]))
+            start += count
+        return found
+
 
 def _header_line(header: Header) -> bytes:
     fields = {k: v for k, v in vars(header).items() if k != "last_used"}
@@ -158,11 +172,13 @@ def _header_line(header: Header) -> bytes:
     return LAST_USED_PREFIX + format_time(header.last_used).encode() + b'", ' + body[1:].encode() + b"\n"
 
 
-def dumps(header: Header, lines: str) -> bytes:
-    """Serialise a header and its records' lines (Record.to_line, in order), filling in the record
-    count and digest. A JSON string never holds a raw newline, so the lines are counted by newlines."""
-    body = lines.encode()
-    header.records = lines.count("\n")
+def dumps(header: Header, trees: Sequence[tuple[str, str]]) -> bytes:
+    """Serialise a header and, per anchor, its records' lines (Record.to_line, in order), filling in
+    the anchors, record count and digest. A JSON string never holds a raw newline, so the lines are
+    counted by newlines."""
+    header.anchors = [(anchor, lines.count("\n")) for anchor, lines in trees]
+    body = "".join(lines for _, lines in trees).encode()
+    header.records = sum(count for _, count in header.anchors)
     header.records_sha256 = hashlib.sha256(body).hexdigest()
     return _header_line(header) + body
 
@@ -171,7 +187,7 @@ def dumps(header: Header, lines: str) -> bytes:
 _HEADER_FIELDS: dict[str, tuple[type, ...]] = {
     "last_used": (str,), "key": (str,), "version": (str,), "paths": (list,), "created": (int, float),
     "files": (int,), "bytes": (int,), "scope": (str,), "records": (int,), "records_sha256": (str,),
-    "format": (str,)}
+    "format": (str,), "anchors": (list,)}
 
 
 def parse_header(line: bytes) -> Header:
@@ -195,7 +211,30 @@ def parse_header(line: bytes) -> Header:
             or not (_is_digest(data["version"]) and _is_digest(data["records_sha256"]))):
         raise ManifestError("unreadable header: a path that is not a string, a time that is not finite, "
                             "a negative count or a digest that is not 64 lowercase hex characters")
+    data["anchors"] = _anchors(data["anchors"], data["records"])
     return Header(**data)
+
+
+def _anchors(anchors: list, records: int) -> list[tuple[str, int]]:
+    """The header's anchors, each the workspace, HOME or an absolute root in normal form outside
+    /proc, /sys, /dev, /boot and /etc, each once, their counts adding up to the records. (A restore
+    also places only the anchors its own path lines name.)"""
+    checked = []
+    for item in anchors:
+        if not (type(item) is list and len(item) == 2 and type(item[0]) is str and type(item[1]) is int
+                and item[1] >= 0):
+            raise ManifestError(f"unreadable header: anchor {item!r:.80} is not [name, record count]")
+        name, count = item
+        if name not in (WORKSPACE, HOME) and not (
+                name.startswith("/") and name != "/" and not _bad_path(name[1:])
+                and not any(name == d or name.startswith(d + "/") for d in NEVER_INSIDE)):
+            raise ManifestError(f"unreadable header: anchor {name!r:.80} is not the workspace, HOME or an "
+                                "absolute root a cache may write to")
+        checked.append((name, count))
+    if len({name for name, _ in checked}) != len(checked) or sum(c for _, c in checked) != records:
+        raise ManifestError(f"unreadable header: anchors {anchors!r:.200} name one twice, or do not add up "
+                            f"to the {records} records")
+    return checked
 
 
 @contextlib.contextmanager
@@ -228,8 +267,10 @@ def loads(data: bytes) -> Manifest:
     if len(records) != header.records:
         raise ManifestError(f"{len(records)} records, header says {header.records}")
     _check_digests(records)
-    _check_tree(records)
-    return Manifest(header, records)
+    manifest = Manifest(header, records)
+    for anchor, tree in manifest.trees():
+        _check_tree(anchor, tree)
+    return manifest
 
 
 def _check_digests(records: list[Record]) -> None:
@@ -242,10 +283,10 @@ def _check_digests(records: list[Record]) -> None:
     raise ManifestError(f"record {bad.path!r} has digest {bad.digest!r}, not 64 lowercase hex characters")
 
 
-def _check_tree(records: list[Record]) -> None:
-    """Refuse a tree that a restore could not build without writing through a link or out of the
-    workspace: a path recorded twice, a record below a symlink (or a file) record, a symlink whose
-    target leaves the workspace. One dict of the paths; a record's parent is almost always a directory
+def _check_tree(anchor: str, records: list[Record]) -> None:
+    """Refuse a tree that a restore could not build without writing through a link or out of its
+    anchor: a path recorded twice, a record below a symlink (or a file) record, a symlink whose
+    target leaves the anchor. One dict of the paths; a record's parent is almost always a directory
     record, so the common case is one lookup per record."""
     kinds = {record.path: record.kind for record in records}
     if len(kinds) != len(records):
@@ -267,4 +308,5 @@ def _check_tree(records: list[Record]) -> None:
     links = {record.path: record.target for record in records if record.kind == "symlink"}
     for path, target in links.items():
         if resolve(links, path.split("/")[:-1], target) is None:
-            raise ManifestError(f"symlink {path!r} -> {target!r} points outside the workspace")
+            where = {WORKSPACE: "the workspace", HOME: "HOME"}.get(anchor, anchor)
+            raise ManifestError(f"symlink {path!r} -> {target!r} points outside {where}")

@@ -1,4 +1,8 @@
-"""Putting an entry's tree into the workspace: built whole in a staging directory, then renamed in.
+"""Putting an entry's trees into place: each built whole in a staging directory, then renamed in.
+
+An entry holds one tree per anchor (the workspace, HOME, an absolute root: paths.py), and each is built
+in its anchor's root, on the target's filesystem so that the final renames are atomic. Below, "the
+workspace" is whichever root a tree goes to.
 
 The tree is built under `<workspace>/.ci-actions-restore-<pid>-<random>/` by forked workers (slices.py),
 each with a contiguous slice of the records, checking each file's blob just before placing it; only when every
@@ -9,11 +13,12 @@ hot path, and a hardlink restore must take a fifth of `tar -x`'s time.
 
 The manifest was checked as it was parsed (manifest.py): no record lies below a symlink record, so
 nothing is written through a link while the tree is built. Moving in (move_in) is planned, then done
-with an undo journal, relative to directory fds that no link can redirect.
+with an undo journal, relative to directory fds that no link can redirect, all trees or none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fnmatch
 import os
@@ -21,15 +26,15 @@ import re
 import secrets
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Literal, NamedTuple
 
-from ci_actions.beneath import open_beneath
+from ci_actions.beneath import DIRECTORY, open_beneath
+from ci_actions.paths import STAGING_PREFIX
 from ci_actions.store.blobs import BlobCorrupt, BlobMissing, Blobs, Placement, blob_name, current_umask
 from ci_actions.store.manifest import Record
 from ci_actions.store.slices import in_slices
 
-STAGING_PREFIX = ".ci-actions-restore-"
 _OPEN_DIRS = 64  # directory fds a move-in keeps open at most, per tree
 # Files that tools rewrite in place: a hardlink would let them write through into the store.
 EDITED_IN_PLACE = ("node_modules/.prisma/*", "*/node_modules/.prisma/*", "*.node")
@@ -41,18 +46,45 @@ def edited_in_place(path: str) -> bool:
     return (path.endswith(".node") or ".prisma/" in path) and _EDITED_IN_PLACE.match(path) is not None
 
 
-def new_staging(workspace: str) -> str:
-    """A fresh staging directory in the workspace (same filesystem, so the final renames are atomic),
-    after removing any that a killed restore left behind."""
-    os.makedirs(workspace, exist_ok=True)
-    for name in os.listdir(workspace):
+def open_root(root: str, *, from_slash: bool) -> int:
+    """An fd of an anchor's root, made if missing. The workspace and HOME are the runner's own and are
+    opened by path; an absolute root (`from_slash`) is reached from / one component at a time, each
+    made if missing and none followed if it is a link (RestoreRefused naming it), as a save reads it."""
+    if not from_slash:
+        os.makedirs(root, exist_ok=True)
+        return os.open(root, DIRECTORY)
+    fd = os.open("/", DIRECTORY)
+    try:
+        for index, part in enumerate(root.strip("/").split("/")):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o777, dir_fd=fd)
+            try:
+                step = _open_dir(fd, part)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                where = "/" + "/".join(root.strip("/").split("/")[:index + 1])
+                raise RestoreRefused(f"cannot restore into {root}: {where} is a symlink or not a directory "
+                                     "(a restore never writes through a link); remove it, or cache "
+                                     "another path") from exc
+            os.close(fd)
+            fd = step
+        return os.dup(fd)
+    finally:
+        os.close(fd)
+
+
+def new_staging(root_fd: int, root: str) -> str:
+    """A fresh staging directory in an anchor's root (the root_fd; same filesystem, so the final
+    renames are atomic), after removing any that a killed restore left behind."""
+    for name in os.listdir(root_fd):
         if name.startswith(STAGING_PREFIX) and not _alive(name[len(STAGING_PREFIX):].split("-")[0]):
             # rmtree works through fds and follows no link: one planted under this name is refused
             # (and left), and links inside a leftover are unlinked, never descended into.
-            shutil.rmtree(os.path.join(workspace, name), ignore_errors=True)
-    staging = os.path.join(workspace, f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
-    os.mkdir(staging, 0o700)
-    return staging
+            shutil.rmtree(name, dir_fd=root_fd, ignore_errors=True)
+    name = f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    os.mkdir(name, 0o700, dir_fd=root_fd)
+    return os.path.join(root, name)
 
 
 def _alive(pid: str) -> bool:
@@ -134,32 +166,99 @@ class _Step(NamedTuple):
     was: int = 0  # chmod: the mode to put back
 
 
-def move_in(staging: str, workspace: str, records: list[Record]) -> None:
-    """Rename the built tree's top paths into the workspace, all or nothing. A top path that already
+class Staged(NamedTuple):
+    """One built tree: its anchor root's fd (open_root), its staging directory there, its records."""
+
+    root_fd: int
+    staging: str
+    records: list[Record]
+
+
+def move_in(trees: Sequence[Staged]) -> None:
+    """Rename each built tree's top paths into its root, all trees or none. A top path that already
     exists there is merged into, entry by entry (files replaced, others kept, as `tar -x` does); then
     directory modes are set, deepest first, since a read-only directory cannot take new entries.
 
     Everything resolves relative to directory fds without following a link, so a link in the
-    workspace (left by an earlier entry or the job) is never written through. The whole move is
-    planned first, conflicts included, then carried out; on any failure every completed step is
-    undone in reverse, and the workspace is as it was."""
-    dirs = {record.path for record in records if record.kind == "dir"}
-    tops = [record.path for record in records if record.path.rpartition("/")[0] not in dirs]
-    ws_fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    workspace (left by an earlier entry or the job) is never written through. Every tree's move is
+    planned first, conflicts included, then carried out; on any failure every completed step, of
+    every tree, is undone in reverse, and each root is as it was."""
+    moves: list[_Move] = []
     try:
-        st_fd = open_beneath(ws_fd, os.path.basename(staging))
+        for tree in trees:
+            moves.append(_Move(tree))
+        done: list[_Move] = []
+        try:
+            for move in moves:
+                move.run()
+                done.append(move)
+        except BaseException as exc:
+            if stuck := [problem for move in reversed(done) for problem in move.undo()]:
+                raise _not_undone(exc, stuck) from exc
+            raise
+    finally:
+        for move in moves:
+            move.close()
+
+
+def _not_undone(exc: BaseException, stuck: list[str]) -> RestoreRefused:
+    """Only a concurrent change to the workspace gets here."""
+    return RestoreRefused(f"restore failed ({exc}) and could not undo: {'; '.join(stuck)}")
+
+
+class _Move:
+    """One tree's move-in: planned when made (a walk that changes nothing), then run; undone, every
+    completed step in reverse, if it or a later tree fails. A name replaced goes to a trash directory
+    in staging (named by its step's index) until the end."""
+
+    def __init__(self, tree: Staged) -> None:
+        dirs = {record.path for record in tree.records if record.kind == "dir"}
+        tops = [record.path for record in tree.records if record.path.rpartition("/")[0] not in dirs]
+        self.st_fd = open_beneath(tree.root_fd, os.path.basename(tree.staging))
         try:
             existing: dict[str, int] = {}  # the modes of the workspace directories merged into
-            plan = _plan(ws_fd, st_fd, tops, existing)
-            made_mode = 0o777 & ~current_umask()  # what build's directories have
-            plan += [_Step("chmod", record.path, record.mode, was)
-                     for record in reversed(records) if record.kind == "dir"
-                     and record.mode != (was := existing.get(record.path, made_mode))]
-            _execute(plan, ws_fd, st_fd)
-        finally:
-            os.close(st_fd)
-    finally:
-        os.close(ws_fd)
+            self.plan = _plan(tree.root_fd, self.st_fd, tops, existing)
+        except BaseException:
+            os.close(self.st_fd)
+            raise
+        made_mode = 0o777 & ~current_umask()  # what build's directories have
+        self.plan += [_Step("chmod", record.path, record.mode, was)
+                      for record in reversed(tree.records) if record.kind == "dir"
+                      and record.mode != (was := existing.get(record.path, made_mode))]
+        self.ws, self.st = _Dirs(tree.root_fd), _Dirs(self.st_fd)
+        self.trash = -1
+        self.done: list[tuple[int, _Step]] = []
+
+    def run(self) -> None:
+        trash_name = f".trash-{secrets.token_hex(4)}"
+        os.mkdir(trash_name, 0o700, dir_fd=self.st_fd)  # not among the staged names: mkdir would say EEXIST
+        self.trash = open_beneath(self.st_fd, trash_name)
+        try:
+            for index, step in enumerate(self.plan):
+                _apply(step, str(index), self.ws, self.st, self.trash)
+                self.done.append((index, step))
+        except BaseException as exc:
+            if stuck := self.undo():
+                raise _not_undone(exc, stuck) from exc
+            raise
+
+    def undo(self) -> list[str]:
+        """Undo the completed steps in reverse; what could not be undone."""
+        stuck = []
+        for index, step in reversed(self.done):
+            try:
+                _apply(step, str(index), self.ws, self.st, self.trash, undo=True)
+            except OSError as undo_exc:
+                stuck.append(f"{step.kind} {step.path!r}: {undo_exc}")
+        self.done.clear()
+        return stuck
+
+    def close(self) -> None:
+        self.ws.close()
+        self.st.close()
+        if self.trash >= 0:
+            os.close(self.trash)
+        os.close(self.st_fd)
 
 
 def _plan(ws_fd: int, st_fd: int, tops: list[str], existing: dict[str, int]) -> list[_Step]:
@@ -292,34 +391,6 @@ class _Dirs:
         for fd in self.open.values():
             os.close(fd)
         self.open.clear()
-
-
-def _execute(plan: list[_Step], ws_fd: int, st_fd: int) -> None:
-    """Carry out a plan; on any failure undo every completed step, in reverse, and raise. A name
-    replaced goes to a trash directory in staging (named by its step's index) until the end."""
-    trash_name = f".trash-{secrets.token_hex(4)}"
-    os.mkdir(trash_name, 0o700, dir_fd=st_fd)  # not among the staged names: mkdir would say EEXIST
-    trash = open_beneath(st_fd, trash_name)
-    ws, st = _Dirs(ws_fd), _Dirs(st_fd)
-    done: list[tuple[int, _Step]] = []
-    try:
-        for index, step in enumerate(plan):
-            _apply(step, str(index), ws, st, trash)
-            done.append((index, step))
-    except BaseException as exc:
-        stuck = []
-        for index, step in reversed(done):
-            try:
-                _apply(step, str(index), ws, st, trash, undo=True)
-            except OSError as undo_exc:
-                stuck.append(f"{step.kind} {step.path!r}: {undo_exc}")
-        if stuck:  # only a concurrent change to the workspace gets here
-            raise RestoreRefused(f"restore failed ({exc}) and could not undo: {'; '.join(stuck)}") from exc
-        raise
-    finally:
-        ws.close()
-        st.close()
-        os.close(trash)
 
 
 def _apply(step: _Step, slot: str, ws: _Dirs, st: _Dirs, trash: int, *, undo: bool = False) -> None:

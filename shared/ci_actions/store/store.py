@@ -31,7 +31,7 @@ import select
 import shutil
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,12 +41,13 @@ import filelock
 
 from ci_actions.atomic import fsync_dir
 from ci_actions.beneath import open_beneath
+from ci_actions.paths import HOME, WORKSPACE, Place, Tree
 from ci_actions.store import manifest as mf
 from ci_actions.store.blobs import BlobMissing, Blobs, Placement, blob_name, reflink_works
 from ci_actions.store.eviction import EntryUse, Eviction, plan_eviction
 from ci_actions.store.keys import Candidate, choose
 from ci_actions.store.manifest import Header, Manifest, ManifestError, Record
-from ci_actions.store.placement import build, move_in, new_staging
+from ci_actions.store.placement import Staged, build, move_in, new_staging, open_root
 from ci_actions.store.slices import WORKERS, WorkerFailed, die_with_parent, in_slices, kill, reap
 
 LINK_MODES = ("auto", "copy", "hardlink")  # see docs/store-format.md, "Restore placement"
@@ -281,39 +282,57 @@ class Store:
             self._drop(path)
             raise EntryBroken(f"cache entry {key!r} has a damaged manifest ({exc}); dropped it") from exc
 
-    def restore(self, header: Header, workspace: Path, selected: Callable[[str], bool],
-                link_mode: str = "auto") -> RestoreResult:
-        """Build the entry's tree in a staging directory, checking each blob as it goes, and move it
-        into the workspace only if every blob passed (see placement.py). Every top path of the entry
-        must be one the consumer's `path` lines select (`selected`): an entry that would write
-        anywhere else (a `.git/hooks` file beside a node_modules) is dropped as hostile."""
+    def restore(self, header: Header, places: Mapping[str, Place], link_mode: str = "auto") -> RestoreResult:
+        """Build each of the entry's trees in a staging directory in its anchor's root (`places`, from
+        the consumer's `path` lines), checking each blob as it goes, and move them in only if every
+        blob passed (see placement.py). Every top path of the entry must be one those lines select
+        for its anchor: an entry that would write anywhere else (a `.git/hooks` file beside a
+        node_modules, a tree for an anchor the lines do not name) is dropped as hostile."""
         started = time.monotonic()
         self._check()
         with self._gc_lock().read_lock():
             manifest = self.load(header.version, header.key, header.scope)
-            self._check_tops(manifest, selected)
-            staging = new_staging(str(workspace))
+            self._check_tops(manifest, places)
+            staged: list[Staged] = []
             try:
-                placement = self._placement(link_mode, manifest, Path(staging))
+                for anchor, records in manifest.trees():
+                    root = places[anchor].root
+                    fd = open_root(root, from_slash=anchor.startswith("/"))
+                    try:
+                        staged.append(Staged(fd, new_staging(fd, root), records))
+                    except BaseException:
+                        os.close(fd)
+                        raise
                 with self.blobs.held():
-                    broken = build(self.blobs, staging, manifest.records, placement)
+                    broken = [failure for tree in staged for failure in build(
+                        self.blobs, tree.staging, tree.records, self._placement(link_mode, tree))]
                 if broken:
                     self._drop_broken(manifest, broken)
                 self._stamp_last_used(header.version, header.key, header.scope)
-                move_in(staging, str(workspace), manifest.records)
+                move_in(staged)
             finally:
-                shutil.rmtree(staging, ignore_errors=True)
+                for tree in staged:
+                    shutil.rmtree(tree.staging, ignore_errors=True)
+                    os.close(tree.root_fd)
         return RestoreResult(header.key, manifest.header.files, manifest.header.bytes,
                              time.monotonic() - started)
 
-    def _check_tops(self, manifest: Manifest, selected: Callable[[str], bool]) -> None:
-        dirs = {record.path for record in manifest.records if record.kind == "dir"}
-        stray = next((record.path for record in manifest.records
-                      if record.path.rpartition("/")[0] not in dirs and not selected(record.path)), None)
-        if stray is not None:
-            self._drop(self.entry_path(manifest.header.version, manifest.header.key, manifest.header.scope))
-            raise EntryBroken(f"cache entry {manifest.header.key!r} holds {stray!r}, which none of its "
-                              "paths selects; dropped it")
+    def _check_tops(self, manifest: Manifest, places: Mapping[str, Place]) -> None:
+        """Drop the entry (EntryBroken) unless each of its trees is for an anchor the consumer's lines
+        name and every top path in it is one they select there."""
+        for anchor, records in manifest.trees():
+            place = places.get(anchor)
+            dirs = {record.path for record in records if record.kind == "dir"}
+            stray = None if place is None else next(
+                (record.path for record in records
+                 if record.path.rpartition("/")[0] not in dirs and not place.selects(record.path)), None)
+            if place is None or stray is not None:
+                header = manifest.header
+                self._drop(self.entry_path(header.version, header.key, header.scope))
+                where = {WORKSPACE: "the workspace", HOME: "HOME"}.get(anchor, anchor)
+                what = (f"a tree for {where}, which none of its paths names" if place is None
+                        else f"{stray!r} in {where}, which none of its paths selects")
+                raise EntryBroken(f"cache entry {manifest.header.key!r} holds {what}; dropped it")
 
     def _drop_broken(self, manifest: Manifest, failures: list[Exception]) -> None:
         """Drop a damaged entry and its corrupt blobs, and raise EntryBroken: the job gets a miss."""
@@ -345,20 +364,23 @@ class Store:
         finally:
             os.close(fd)
 
-    def _placement(self, link_mode: str, manifest: Manifest, dest_dir: Path) -> Placement:
+    def _placement(self, link_mode: str, tree: Staged) -> Placement:
+        """How a tree's files are placed; `auto` tries a reflink into its staging directory (each
+        anchor's root may be on its own filesystem)."""
         if link_mode in ("copy", "hardlink"):
             return link_mode  # type: ignore[return-value]
-        sample = next((r for r in manifest.records if r.kind == "file"), None)
-        if sample and reflink_works(self.blobs.path(blob_name(sample.digest, sample.mode)), dest_dir):
+        sample = next((r for r in tree.records if r.kind == "file"), None)
+        blob = sample and self.blobs.path(blob_name(sample.digest, sample.mode))
+        if blob and reflink_works(blob, Path(tree.staging)):
             return "reflink"
         return "copy"
 
     # -- save -----------------------------------------------------------------------------------
 
-    def save(self, key: str, version: str, paths: Sequence[str], workspace: Path,
-             matched: Sequence[str], *, scope: str = "", update: bool = False) -> SaveResult:
-        """Store the matched paths (relative to workspace, parents first) under key in `scope`; the
-        first writer of a key in a scope wins unless `update`."""
+    def save(self, key: str, version: str, paths: Sequence[str], trees: Sequence[Tree], *,
+             scope: str = "", update: bool = False) -> SaveResult:
+        """Store the matched trees (paths.match_paths: per anchor, root-relative paths, parents first)
+        under key in `scope`; the first writer of a key in a scope wins unless `update`."""
         started = time.monotonic()
         final = self.entry_path(version, key, scope)
         self._check()
@@ -369,11 +391,12 @@ class Store:
         _make_dirs(final.parent)
         with self._gc_lock().read_lock(), self._saving() as done:
             with self.blobs.held(), _flushing(self.root):
-                stored = self._store_tree(workspace, matched)
+                stored = [(tree.anchor, self._store_tree(tree)) for tree in trees]
             now = time.time()
             header = Header(key=key, version=version, paths=list(paths), created=now, last_used=now,
-                            files=stored.files, bytes=stored.bytes, scope=scope)
-            data = mf.dumps(header, stored.lines)
+                            files=sum(tree.files for _, tree in stored),
+                            bytes=sum(tree.bytes for _, tree in stored), scope=scope)
+            data = mf.dumps(header, [(anchor, tree.lines) for anchor, tree in stored])
             try:  # what a restore would refuse (a link out of the workspace) is never published
                 mf.loads(data)
             except ManifestError as exc:  # its blobs are orphans now: the marker stays, a prune takes them
@@ -390,8 +413,8 @@ class Store:
             done()
         if not published:
             return SaveResult(False, f"Another job saved cache entry {key!r} first; kept theirs.")
-        return SaveResult(True, f"Cache saved with key: {key}", header.files, header.bytes, stored.new_bytes,
-                          time.monotonic() - started)
+        return SaveResult(True, f"Cache saved with key: {key}", header.files, header.bytes,
+                          sum(tree.new_bytes for _, tree in stored), time.monotonic() - started)
 
     @contextlib.contextmanager
     def _saving(self) -> Iterator[Callable[[], None]]:
@@ -433,18 +456,19 @@ class Store:
                     os.close(fd)
         return failed
 
-    def _store_tree(self, workspace: Path, matched: Sequence[str]) -> StoredTree:
+    def _store_tree(self, tree: Tree) -> StoredTree:
         """Store the matched paths' files as blobs and make their manifest lines, on forked workers,
         each taking a contiguous slice so that the lines come out in the order of the paths. A worker
         sends back one string for its slice, which is cheaper to pass through a pipe than a record per
         file.
 
-        Every path is read relative to its parent directory's fd, opened beneath the workspace without
-        following any link (the last one is kept: paths come in walk order), and a file is opened
+        Every path is read relative to its parent directory's fd, opened beneath the anchor's root
+        (itself reached from / without following a link, for an absolute root) without following any
+        link (the last one is kept: paths come in walk order), and a file is opened
         O_NOFOLLOW and must be the inode lstat saw: a link swapped in after the walk is never
         followed, and the save fails instead (a tree changing under a save is no snapshot anyway)."""
         put = self.blobs.put
-        top = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        top = _open_anchor(tree)
 
         def store_slice(part: list[str]) -> list[StoredTree]:
             lines, files, size, new_bytes = [], 0, 0, 0
@@ -483,7 +507,7 @@ class Store:
             return [StoredTree("".join(lines), files, size, new_bytes)]
 
         try:
-            slices = in_slices(list(matched), store_slice)
+            slices = in_slices(list(tree.paths), store_slice)
         finally:
             os.close(top)
         return StoredTree("".join(s.lines for s in slices), sum(s.files for s in slices),
@@ -632,6 +656,18 @@ def _make_dirs(path: Path) -> None:
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, STORE_DIR_MODE)
         os.chmod(path, STORE_DIR_MODE)
+
+
+def _open_anchor(tree: Tree) -> int:
+    """The fd a save reads a tree through: an absolute root is reached from / without following a
+    link (the walk skipped a line below one; one swapped in since fails the save)."""
+    if not tree.anchor.startswith("/"):
+        return os.open(tree.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    slash = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return _open_parent(slash, tree.root[1:], tree.root)
+    finally:
+        os.close(slash)
 
 
 def _open_parent(top: int, directory: str, relative: str) -> int:
