@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -257,3 +258,23 @@ def test_a_header_naming_a_bad_anchor_is_never_restored(box, anchors):
     with pytest.raises(mf.ManifestError, match="anchor"):
         mf.parse_header(Store(box["store"]).entry_path(cache_version(["~/.npm"]), KEY).read_bytes()
                         .partition(b"\n")[0])
+
+
+def test_the_cli_saves_anchored_paths_and_shows_them_as_lines_say_them(box):
+    tool = box["opt"] / "cache" / "tool"
+    write(box["home"] / ".npm" / "index", "index\n")
+    write(tool / "run", "run\n")
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "shared"),
+                                                        str(repo / "actions" / "cache-local")])}
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "ci_actions", "cache", *args, "--cache-dir",
+                               str(box["store"])], cwd=box["ws1"], env=env, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    cli("save", "--key", KEY, "--path", "~/.npm", "--path", str(tool))
+    shown = [line.split()[-1] for line in cli("show", KEY).splitlines() if line.startswith(("file", "dir"))]
+    assert shown == ["~/.npm", "~/.npm/index", f"{tool}", f"{tool}/run"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cache_local.inputs import DEFAULT_MAX_AGE, DEFAULT_MAX_SIZE
 from ci_actions import cache
-from ci_actions.paths import PathError
+from ci_actions.paths import HOME, WORKSPACE, PathError
 from ci_actions.store.keys import InvalidKey, Scope, branch_ref, is_exact_match
 from ci_actions.store.store import LINK_MODES, Store, UnsafeStore
 from ci_actions.units import parse_duration, parse_size
@@ -141,9 +141,11 @@ def _show(args: argparse.Namespace) -> int:
     for _, header in matches:
         manifest = store.load(header.version, header.key, header.scope)
         print(json.dumps({k: v for k, v in vars(header).items()}, indent=2))
-        for record in manifest.records:
-            print(f"{record.kind:7} {oct(record.mode) if record.mode else '':7} {record.size:>10}  "
-                  f"{record.path}{' -> ' + record.target if record.target else ''}")
+        for anchor, records in manifest.trees():
+            where = {WORKSPACE: "", HOME: "~/"}.get(anchor, f"{anchor}/")  # as a path line would say it
+            for record in records:
+                print(f"{record.kind:7} {oct(record.mode) if record.mode else '':7} {record.size:>10}  "
+                      f"{where}{record.path}{' -> ' + record.target if record.target else ''}")
     return 0
 
 
