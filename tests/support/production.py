@@ -16,7 +16,8 @@ from hotswap_deploy.proxy import Upstream
 from tests.support.nginx import NginxServer, start_nginx
 
 SERVICES = ("backend", "frontend")
-NOTHING_YET = Upstream(["127.0.0.1:9"], [])  # before the first deploy nothing serves (docs/nginx-setup.md)
+# before the first deploy: a dead address (`deploy setup` would point at its 503 placeholder instead)
+NOTHING_YET = Upstream(["127.0.0.1:9"], [])
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,15 @@ def death(container: Container, restarts_before: int = 0) -> str | None:
     return None
 
 
+def env_of(container: Container, key: str) -> str:
+    """The value of `key` in the container's environment ('' when it has none)."""
+    for entry in container.attrs["Config"].get("Env") or []:
+        name, _, value = entry.partition("=")
+        if name == key:
+            return value
+    return ""
+
+
 def image_of(container: Container) -> Image:
     return Image(container.attrs["Config"]["Image"], container.attrs["Image"])
 

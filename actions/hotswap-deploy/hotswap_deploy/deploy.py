@@ -30,7 +30,7 @@ from ci_actions.image_names import REVISION_LABEL
 from hotswap_deploy import containers, envfile
 from hotswap_deploy.health import HealthCheck, HealthError, probe, wait_healthy, with_port
 from hotswap_deploy.lock import deploy_lock
-from hotswap_deploy.plan import DeployPlan, ServiceTarget, plan_deploy
+from hotswap_deploy.plan import SHA_ENV, DeployPlan, ServiceTarget, plan_deploy
 from hotswap_deploy.proxy import Proxy, ProxyError, Upstream
 from hotswap_deploy.recover import recover
 from hotswap_deploy.settings import Settings
@@ -368,12 +368,12 @@ class _Runner:
         """The seed's behaviour, measured: compose replaces each container in place (downtime). A
         service that is not healthy afterwards, and every one recreated before it, is recreated again
         from the image it ran before."""
-        previous: dict[str, str] = {}
+        previous: dict[str, Container] = {}
         for target in self.plan.targets:
             service = target.service
             old = containers.running(containers.service_containers(self.client, self.plan.project, service))
             if old:
-                previous[service] = old[0].attrs["Config"]["Image"]
+                previous[service] = old[0]
             began = time.monotonic()
             with _DowntimeMeter(target.health) as meter:
                 try:
@@ -385,20 +385,25 @@ class _Runner:
             self.timings[f"{service}.healthy_after"] = round(time.monotonic() - began, 3)
         self.mark("recreated")
 
-    def _recreate_back(self, previous: dict[str, str], why: str) -> None:
+    def _recreate_back(self, previous: dict[str, Container], why: str) -> None:
+        """Recreate each service from the image its old container ran, with the commit it had."""
         if not previous:
             raise DeployError(f"{why}; there was no earlier container to go back to")
+        images = {service: c.attrs["Config"]["Image"] for service, c in previous.items()}
+        specs = {}
+        for service, container in previous.items():
+            sha = containers.env_of(container, SHA_ENV)
+            specs[service] = {"image": images[service], **({"environment": {SHA_ENV: sha}} if sha else {})}
         with tempfile.TemporaryDirectory(prefix="ci-actions-deploy-") as tmp:
-            back = write_override(Path(tmp) / "previous.override.json",
-                                  {service: {"image": image} for service, image in previous.items()})
+            back = write_override(Path(tmp) / "previous.override.json", specs)
             for service in previous:
                 try:
                     self.compose.check(*self.plan.recreate_args(service), overrides=(back,), timeout=600)
                 except ComposeError as exc:
-                    raise DeployError(f"{why}; going back to {previous[service]} failed too, so {service} "
+                    raise DeployError(f"{why}; going back to {images[service]} failed too, so {service} "
                                       f"may be down: {exc}", rolled_back=True) from exc
         self.mark("rolled_back")
-        raise DeployError(f"{why}; recreated {', '.join(f'{s} from {i}' for s, i in previous.items())}",
+        raise DeployError(f"{why}; recreated {', '.join(f'{s} from {i}' for s, i in images.items())}",
                           rolled_back=True)
 
 
