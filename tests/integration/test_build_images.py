@@ -196,6 +196,20 @@ def test_prune_spares_ledger_targets_containers_and_the_newest(project, docker_c
                 assert docker_client.images.get(f"{project.name}-{service}:{sha}").id == image_id
 
 
+def test_prune_with_a_ledger_line_it_cannot_read_names_the_line_and_removes_nothing(project, docker_client):
+    project.payload("one")
+    assert project.build(SHAS[0], "--keep", "10").returncode == 0
+    before = project.refs(docker_client)
+    book = ledger.Ledger(project.state, project.name)
+    book.directory.mkdir(parents=True)
+    book.path.write_bytes(b'{"v": 1, "type": "started", "release": "r1", "at": "x"}\n')
+    result = cli("prune", "--compose-file", str(project.root / "compose.yml"), "--keep", "1",
+                 "--state-dir", str(project.state))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"the release ledger {book.path}, line 1: a started event whose 'sha' is missing" in result.stderr
+    assert project.refs(docker_client) == before
+
+
 def test_an_unchanged_service_is_not_rebuilt_but_restamped_with_the_new_commit(project, docker_client):
     project.payload("one")
     (project.root / "web" / ".dockerignore").write_text("notes.txt\n")
