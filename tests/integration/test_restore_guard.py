@@ -4,6 +4,7 @@ The CLI's default (no --clean) is the guarded one; the action passes clean: true
 actions/checkout cleans a runner's job directory.
 """
 
+import os
 import subprocess
 import sys
 
@@ -66,37 +67,52 @@ def test_the_tree_a_restore_left_is_replaced_but_work_added_since_is_not(tmp):
     assert "app/index.js" in message and "app/new.js" in message and "--clean" in message
 
 
-@pytest.mark.parametrize("work", ["modified", "untracked", "stash", "unpushed", "none"])
-def test_a_git_checkout_is_replaced_only_when_nothing_is_uncommitted_or_unpushed(tmp, work):
+def test_a_checkout_no_restore_made_is_work_and_its_git_config_never_runs(tmp):
+    """Asking git whether a checkout is clean runs what its config names: a clean filter planted by the
+    job that left the tree ran as root. So no git is asked; a checkout is work unless --clean."""
     upstream, job = tmp / "upstream", tmp / "checkout"
     upstream.mkdir()
     git(upstream, "init", "-q", "-b", "main")
     (upstream / "README").write_text("r\n")
-    (upstream / ".gitignore").write_text("node_modules\ndist\n")
     git(upstream, "add", ".")
     git(upstream, "commit", "-qm", "init")
     git(tmp, "clone", "-q", str(upstream), str(job))
-    (job / "dist").mkdir()
-    (job / "dist" / "built.js").write_text("ignored output is not work")
-    if work == "modified":
-        (job / "README").write_text("changed\n")
-    elif work == "untracked":
-        (job / "notes.txt").write_text("new\n")
-    elif work == "stash":
-        (job / "README").write_text("stashed\n")
-        git(job, "stash", "-q")
-    elif work == "unpushed":
-        (job / "README").write_text("committed, not pushed\n")
-        git(job, "commit", "-qam", "local")
-    if work == "none":
+    pwned = tmp / "pwned"
+    git(job, "config", "filter.x.clean", f"sh -c 'touch {pwned}; cat'")
+    (job / ".git" / "info").mkdir(exist_ok=True)
+    (job / ".git" / "info" / "attributes").write_text("* filter=x\n")
+    os.utime(job / "README", (978307200, 978307200))  # git would have to re-read it, through the filter
+    with pytest.raises(WorkAtRisk, match=r"files no restore left here.*README"):
         restore_small(tmp, RUN, job)
-        assert (job / "app" / "index.js").exists() and not (job / "README").exists()
-        return
-    expected = {"modified": "README", "untracked": "notes.txt", "stash": r"\(stashed changes\)",
-                "unpushed": r"\(commits on no remote\)"}[work]
-    with pytest.raises(WorkAtRisk, match=f"a git checkout with uncommitted work.*{expected}"):
+    assert (job / "README").exists() and not pwned.exists()
+    restore_small(tmp, RUN, job, clean=True)
+    assert (job / "app" / "index.js").exists() and not pwned.exists()
+
+
+@pytest.mark.parametrize("work", ["an ignored .env", "a commit", "a detached commit", "a submodule's file"])
+def test_work_done_in_a_restored_tree_is_never_deleted(tmp, work):
+    """Whatever git would hide (ignored files, commits on no branch, submodules), a file added or
+    changed since the restore, .git's own included, is work."""
+    job = tmp / "job"
+    restore_small(tmp, RUN, job)
+    if work == "an ignored .env":
+        (job / ".gitignore").write_text(".env\n")
+        (job / ".env").write_text("SECRET=1\n")
+    else:
+        git(job, "init", "-q", "-b", "main")
+        git(job, "add", "app/index.js")
+        git(job, "commit", "-qm", "work")
+        if work == "a detached commit":
+            git(job, "checkout", "-q", "--detach")
+            (job / "app" / "more.js").write_text("more\n")
+            git(job, "add", "app/more.js")
+            git(job, "commit", "-qm", "detached")
+        elif work == "a submodule's file":
+            (job / "lib").mkdir()
+            (job / "lib" / "s.txt").write_text("x\n")
+    with pytest.raises(WorkAtRisk, match="files added or changed since the last restore"):
         restore_small(tmp, RUN, job)
-    assert (job / "README").exists() and (job / ".git").is_dir()
+    assert (job / "app" / "index.js").exists()
 
 
 def test_a_layer_prepare_did_not_make_is_an_error_naming_the_input(tmp):
