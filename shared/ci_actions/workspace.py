@@ -170,6 +170,10 @@ def relative_path(value: object, what: str) -> str:
     parts = value.split("/")
     if value.startswith("/") or any(part in ("", ".", "..") for part in parts) or "\0" in value:
         raise ValueError(f"{what} {value!r} is not a plain path inside the workspace")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} {value!r} is not valid text") from None
     return value
 
 

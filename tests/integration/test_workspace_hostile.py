@@ -56,6 +56,7 @@ def untouched(tmp: Path) -> bool:
     ("key", "a,b", "contains a comma"),
     ("command", "rm -rf /", "not a list of strings"),
     ("paths", "app/node_modules", "not a list of one path"),
+    ("directory", "app\ud800", "is not valid text"),
 ])
 def test_a_bad_entry_field_is_refused_before_the_workspace_is_touched(prepared, field, value, why):
     tmp = prepared

@@ -446,3 +446,13 @@ def test_a_record_deeper_than_any_rmtree_can_go_is_damage(box, kind):
     plant(box["store"], [["d", "node_modules", 0o755], row])
     warnings = restore_missing(box)
     assert any("levels deep, past 256" in w for w in warnings)
+
+
+@pytest.mark.parametrize("row", [["d", "node_modules/\ud800", 0o755], ["l", "node_modules/l", "\ud800"],
+                                 ["f", "node_modules/\ud800", 0o644, 0, "e3b0c44298fc1c149afbf4c8996fb924"
+                                  "27ae41e4649b934ca495991b7852b855", 0, 0]])
+def test_a_name_no_file_system_can_hold_is_damage_not_a_traceback(box, row):
+    """A lone surrogate is valid JSON but has no bytes: the restore raised UnicodeEncodeError, every time."""
+    plant(box["store"], [["d", "node_modules", 0o755], row])
+    warnings = restore_missing(box)
+    assert any("damaged manifest" in w for w in warnings)

@@ -17,6 +17,7 @@ import gc
 import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,16 @@ def _bad_path(path: str) -> bool:
     of "/path/" settle most paths; only one with a dotfile in it is searched further."""
     framed = f"/{path}/"
     return ("//" in framed or "\x00" in framed or ("/." in framed and _dot_component(framed) is not None)
-            or framed.count("/") > MAX_DEPTH + 1)
+            or framed.count("/") > MAX_DEPTH + 1 or not (path.isascii() or _encodable(path)))
+
+
+def _encodable(name: str) -> bool:
+    """Whether the OS can take the name: a lone surrogate (JSON allows it) has no bytes at all."""
+    try:
+        os.fsencode(name)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class ManifestError(ValueError):
@@ -92,7 +102,7 @@ class Record(NamedTuple):
                     and 0 <= size < _INT64 and -_INT64 <= mtime_ns < _INT64):
                 framed = f"/{path}/"  # _bad_path, inline: this runs once per file
                 if not ("//" in framed or "\x00" in framed or ("/." in framed and _dot_component(framed))
-                        or framed.count("/") > MAX_DEPTH + 1):
+                        or framed.count("/") > MAX_DEPTH + 1 or not (path.isascii() or _encodable(path))):
                     # A bare tuple, twice as fast as cls(...).
                     return _new_tuple(cls, ("file", path, mode & 0o777, size, digest, mtime_ns, "",
                                             blob_mtime_ns))
@@ -100,7 +110,7 @@ class Record(NamedTuple):
             tag, path, third = row
             if tag == "d" and type(third) is int:
                 return cls("dir", path, third & 0o777)
-            if tag == "l" and type(third) is str and third and "\x00" not in third:
+            if tag == "l" and type(third) is str and third and "\x00" not in third and _encodable(third):
                 return cls("symlink", path, target=third)
         raise ManifestError(_fault(row))
 
@@ -117,6 +127,8 @@ def _fault(row: object) -> str:
         parts = path.split("/")
         if path.startswith("/") or ".." in parts:
             return f"record {path!r} points outside the workspace"
+        if not _encodable(path):
+            return f"record path {path!r} has characters no file name can hold"
         if path.count("/") >= MAX_DEPTH:
             return f"record {path[:60]!r}… is {path.count('/') + 1} levels deep, past {MAX_DEPTH}"
         return f"record path {path!r} is not in normal form (an empty or '.' component)"
