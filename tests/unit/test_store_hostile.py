@@ -456,3 +456,35 @@ def test_a_name_no_file_system_can_hold_is_damage_not_a_traceback(box, row):
     plant(box["store"], [["d", "node_modules", 0o755], row])
     warnings = restore_missing(box)
     assert any("damaged manifest" in w for w in warnings)
+
+
+def _blob_of(store: Path, content: bytes, executable: bool = False) -> Path:
+    digest = hashlib.sha256(content).hexdigest()
+    return store / "blobs" / digest[:2] / (digest + ("x" if executable else ""))
+
+
+def test_a_blob_whose_mode_was_changed_is_damage(box):
+    """A setuid, world-writable blob was hardlinked in as it was: mode 0106777 in the workspace."""
+    plant(box["store"], [["d", "node_modules", 0o755],
+                         file_row(box["store"], "node_modules/run.sh", b"#!/bin/sh\n", 0o755)])
+    blob = _blob_of(box["store"], b"#!/bin/sh\n", executable=True)
+    mtime = blob.stat().st_mtime_ns
+    blob.chmod(0o6777)
+    os.utime(blob, ns=(mtime, mtime))
+    warnings = restore_missing(box, "hardlink")
+    assert any("corrupt" in w for w in warnings)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root; CI runs as root")
+def test_a_blob_another_user_owns_is_copied_never_hardlinked(box):
+    """Its owner could chmod it and rewrite the very inode the workspace holds."""
+    plant(box["store"], [["d", "node_modules", 0o755],
+                         file_row(box["store"], "node_modules/a.js", b"module.exports = 1\n")])
+    blob = _blob_of(box["store"], b"module.exports = 1\n")
+    os.chown(blob, 65534, 65534)
+    got = restore(CacheSpec(key=KEY, paths=PATHS, workspace=box["ws"], cache_dir=box["store"]),
+                  link_mode="hardlink")
+    assert got.hit or got.matched_key == KEY
+    placed = box["ws"] / "node_modules" / "a.js"
+    assert placed.read_text() == "module.exports = 1\n"
+    assert placed.stat().st_ino != blob.stat().st_ino and placed.stat().st_uid == 0

@@ -66,6 +66,7 @@ class Blobs:
         self._dir = str(self.dir)
         self.tmp = root / "tmp"
         self._dir_fd: int | None = None  # open during held()
+        self._uid = os.geteuid()
         self._umask = 0o777
         self._misses = self._puts = 0  # see _look_first; per process, so per forked worker
         self._stored: dict[str, Stored] = {}  # blobs this process stored or found during held()
@@ -267,18 +268,22 @@ class Blobs:
             raise BlobCorrupt(name)
         return fd, st
 
-    def quick_check(self, name: str, size: int, mtime_ns: int) -> None:
+    def quick_check(self, name: str, size: int, mtime_ns: int) -> bool:
         """Stat a blob: a regular file of unchanged size and mtime was not written since it was saved.
         A size or mtime that moved is settled by re-hashing it (a `touch` is harmless, a flipped byte is
-        not); anything but a regular file is damage (and is not linked into a workspace)."""
+        not); anything but a read-only regular file, as saves make them, is damage. Returns whether it
+        may be hardlinked into a workspace: only when its owner is this user or root, since an owner
+        can chmod and rewrite the very inode the workspace would hold (a shared store's blobs are
+        copied instead)."""
         try:
             st = os.stat(self._at(name), dir_fd=self._dir_fd, follow_symlinks=False)
         except FileNotFoundError as exc:
             raise BlobMissing(name) from exc
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode) or stat.S_IMODE(st.st_mode) not in (0o444, 0o555):
             raise BlobCorrupt(name)
         if st.st_size != size or st.st_mtime_ns != mtime_ns:
             self.check(name)
+        return st.st_uid in (self._uid, 0)
 
     def link(self, name: str, dest: str, dest_dir_fd: int | None = None) -> None:
         """Hardlink the blob at dest (relative to dest_dir_fd, if given)."""

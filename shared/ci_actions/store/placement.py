@@ -143,8 +143,8 @@ def _place(blobs: Blobs, record: Record, at: int, placement: Placement) -> None:
         os.symlink(record.target, record.path, dir_fd=at)
         return
     name = blob_name(record.digest, record.mode)
-    blobs.quick_check(name, record.size, record.blob_mtime_ns)
-    if placement == "hardlink" and not edited_in_place(record.path):
+    linkable = blobs.quick_check(name, record.size, record.blob_mtime_ns)
+    if placement == "hardlink" and linkable and not edited_in_place(record.path):
         blobs.link(name, record.path, at)
     else:
         blobs.copy(name, record.path, record.mode, record.mtime_ns, reflink=placement == "reflink",
