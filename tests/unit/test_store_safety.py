@@ -356,3 +356,24 @@ def test_an_ancestor_others_can_write_is_refused_unless_sticky(ws, tmp_path, mod
             Store(above / "cache" / "store").headers()
     else:
         assert oct(os.stat(above / "cache").st_mode & 0o777) == "0o755"  # made with the store's mode
+
+
+def test_a_store_reached_through_a_link_others_can_repoint_is_refused(ws, tmp_path):
+    """The check judged only where the link led today: a link owned by another user, or in a directory
+    others can write to, can be re-pointed at their own store after it."""
+    real = tmp_path / "real-store"
+    assert save(CacheSpec("deps-1", PATHS, ws, real)).saved
+    theirs = tmp_path / "theirs"
+    theirs.symlink_to(real)
+    os.lchown(theirs, 65534, 65534)
+    with pytest.raises(UnsafeStore, match="is a link owned by another user"):
+        Store(theirs).headers()
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o777)
+    (open_dir / "store").symlink_to(real)
+    with pytest.raises(UnsafeStore, match=f"{open_dir} is writable by others"):
+        Store(open_dir / "store").headers()
+    mine = tmp_path / "mine"
+    mine.symlink_to(real)
+    assert Store(mine).headers()  # a link of our own, in a directory of our own, is fine

@@ -166,12 +166,32 @@ def _judge(path: Path, st: os.stat_result, *, ancestor: bool) -> str | None:
     return None
 
 
+def _links_on_the_way(root: Path) -> list[tuple[Path, os.stat_result, bool]]:
+    """The path as given, component by component: a link another user owns, or one in a directory
+    another user can write to, can be re-pointed after any check of where it leads today."""
+    found = []
+    given = Path(os.path.abspath(root))
+    for prefix in [*reversed(given.parents), given]:
+        try:
+            st = os.lstat(prefix)
+        except FileNotFoundError:
+            break
+        if stat.S_ISLNK(st.st_mode):
+            if st.st_uid not in (os.geteuid(), 0):
+                raise UnsafeStore(f"cache store {root} is not safe to use: {prefix} is a link owned by "
+                                  f"another user (uid {st.st_uid}), who can point it elsewhere at any time")
+        else:
+            found.append((prefix, st, prefix != given))
+    return found
+
+
 def check_safe(root: Path) -> None:
     """Raise UnsafeStore when another user could write into the store: through the root, a directory
-    it holds (blobs/, each shard, entries/, each version, tmp/), or an ancestor (a sticky one, such as
-    /tmp, is fine there: others cannot rename what is ours). A few hundred stats, once per Store."""
+    it holds (blobs/, each shard, entries/, each version, tmp/), or an ancestor, on the path as given
+    and where its links lead (a sticky ancestor, such as /tmp, is fine: others cannot rename what is
+    ours). A few hundred stats, once per Store."""
     real = Path(os.path.realpath(root))
-    found: list[tuple[Path, os.stat_result, bool]] = []
+    found = _links_on_the_way(root)
     with contextlib.suppress(FileNotFoundError):  # what does not exist yet, this user will make
         for ancestor in reversed(real.parents):
             found.append((ancestor, os.stat(ancestor), True))
