@@ -7,6 +7,8 @@ from binding a non-loopback port; `--action-offline-mode` keeps it from fetching
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import re
@@ -14,6 +16,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -154,6 +157,23 @@ def parse_events(lines: list[str]) -> dict[str, JobRun]:
     return jobs
 
 
+@functools.cache
+def published() -> Path:
+    """What a consumer's `@v1` holds: this checkout's files, committed or not, without what git ignores.
+    act copies its --local-repository into every `uses:` step; with the checkout's .venv (190 MB) in it
+    that is seconds per step. So act runs this copy of the same code, made once per test process."""
+    root = Path(tempfile.mkdtemp(prefix="ci-actions-v1-"))
+    atexit.register(shutil.rmtree, root, True)
+    listed = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "-z", "--cached", "--others",
+                             "--exclude-standard"], capture_output=True, check=True).stdout
+    for name in filter(None, listed.split(b"\0")):
+        source, target = REPO_ROOT / os.fsdecode(name), root / os.fsdecode(name)
+        if source.is_symlink() or source.is_file():  # a file deleted but not yet committed is skipped
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target, follow_symlinks=False)
+    return root
+
+
 def run_workflow(
     repo: Path,
     workflow: Path,
@@ -173,7 +193,7 @@ def run_workflow(
         "-P", "self-hosted=-self-hosted",
         "--no-cache-server",
         "--action-offline-mode",
-        "--local-repository", f"{CONSUMER_REF}={REPO_ROOT}",
+        "--local-repository", f"{CONSUMER_REF}={published()}",
         "--json",
     ]
     # Like GitHub, every run gets its own run id (act would reuse one), so per-run state never collides.

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.workflows import act_runner
 from tests.workflows.act_runner import REPO_ROOT, make_consumer_repo, run_workflow
 
 HERE = Path(__file__).parent
@@ -42,24 +41,6 @@ workflow = pytest.mark.workflow
 
 
 # --- helpers -------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module", autouse=True)
-def published(tmp_path_factory):
-    """What a consumer's `@v1` holds: this checkout's files, committed or not, without what git ignores.
-    act copies its --local-repository into every `uses:` step; with the checkout's .venv in it, that is
-    seconds per step, and these workflows have a hundred. So act runs this copy of the same code."""
-    root = tmp_path_factory.mktemp("ci-actions-v1")
-    listed = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "-z", "--cached", "--others",
-                             "--exclude-standard"], capture_output=True, check=True).stdout
-    for name in filter(None, listed.split(b"\0")):
-        source, target = REPO_ROOT / os.fsdecode(name), root / os.fsdecode(name)
-        if source.is_symlink() or source.is_file():  # a file deleted but not yet committed is skipped
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target, follow_symlinks=False)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(act_runner, "REPO_ROOT", root)
-        yield root
-
 
 def consumer(tmp: Path, workflow_file: Path, *others: Path) -> Path:
     """A consumer repository holding the workflow(s) and our cache-files.sh (as tests/cache-files.sh)."""
