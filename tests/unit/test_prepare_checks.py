@@ -57,6 +57,17 @@ def test_a_bad_input_is_named_before_anything_is_installed(ws, dirs, schemas, me
     assert not (ws.parent / "installed").exists() and not (ws.parent / "store").exists()
 
 
+def test_a_package_dir_reached_through_a_link_is_refused_before_installing(ws):
+    outside = ws.parent / "outside" / "app"
+    outside.mkdir(parents=True)
+    (outside / "package.json").write_text("{}")
+    (outside / "package-lock.json").write_text('{"lockfileVersion": 3}')
+    (ws / "pkgs").symlink_to(ws.parent / "outside")
+    with pytest.raises(WorkspaceError, match="package-dirs: 'pkgs/app' is reached through a symbolic link"):
+        attempt(ws, ["pkgs/app"])
+    assert not (ws.parent / "installed").exists()
+
+
 def test_prisma_missing_from_the_lock_is_named_before_installing(ws):
     (ws / "frontend" / "schema.prisma").write_text(SCHEMA)
     with pytest.raises(WorkspaceError, match="the `prisma` package is not in frontend's lock file"):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ci_actions import artifact
+from ci_actions.beneath import DIRECTORY, open_beneath
 from ci_actions.workspace import WorkspaceError, relative_path
 from prepare_workspace import plan
 
@@ -49,6 +51,20 @@ def _hint(workspace: Path, name: str) -> str:
     return f"; did you mean {str(PurePosixPath(name).parent / close[0]).removeprefix('./')!r}?"
 
 
+def _beneath(workspace: Path, name: str) -> bool:
+    """Whether `name` is a directory reached from the workspace without any link on the way."""
+    if name == ".":
+        return True
+    root = os.open(workspace, DIRECTORY)
+    try:
+        os.close(open_beneath(root, name))
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(root)
+
+
 def package_dir(workspace: Path, line: str) -> str:
     """A package-dirs line, normalised: a real directory inside the workspace with a package.json."""
     name = line.strip().rstrip("/").removeprefix("./") or "."
@@ -59,9 +75,12 @@ def package_dir(workspace: Path, line: str) -> str:
         raise WorkspaceError(f"package-dirs: {line!r} must be a directory inside the workspace "
                              f"{workspace}") from exc
     package = workspace / name
-    if package.is_symlink() or not package.is_dir():
+    if not package.is_dir():
         raise WorkspaceError(f"package-dirs: {line!r} is not a directory in the workspace {workspace}"
                              f"{_hint(workspace, name)}")
+    if not _beneath(workspace, name):
+        raise WorkspaceError(f"package-dirs: {line!r} is reached through a symbolic link; list the "
+                             "directory it points to, inside the workspace")
     if not (package / "package.json").is_file():
         raise WorkspaceError(f"package-dirs: {name} has no package.json; list the directories that have one")
     return name
