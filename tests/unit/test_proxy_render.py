@@ -9,6 +9,7 @@ import pytest
 
 from hotswap_deploy import setup
 from hotswap_deploy.proxy import (
+    SUN_PATH_MAX,
     NginxProxy,
     Proxy,
     Upstream,
@@ -16,6 +17,7 @@ from hotswap_deploy.proxy import (
     nginx_reload_argv,
     nginx_test_argv,
     parse,
+    placeholder_socket,
     render,
     upstream_name,
 )
@@ -164,3 +166,13 @@ def test_good_listen_values(listen) -> None:
 def test_bad_listen_values_are_named(listen) -> None:
     with pytest.raises(setup.SetupError, match="listen: "):
         setup.check_listen(listen)
+
+
+def test_the_placeholder_socket_fits_a_unix_socket_path_whatever_the_upstream_dir():
+    """nginx refused the config ("too long path in the unix domain socket") under a deep upstream dir."""
+    short = placeholder_socket(Path("/etc/nginx/ci-actions"), "shop")
+    assert short == Path("/etc/nginx/ci-actions/shop.placeholder.sock")
+    deep = Path("/tmp/pytest-of-root/pytest-50/test_setup_then_a_first_deploy0/nginx/conf/ci-actions")
+    socket = placeholder_socket(deep, "hd-96a1d788")
+    assert len(bytes(socket)) <= SUN_PATH_MAX and socket.parent == Path("/run/ci-actions")
+    assert socket != placeholder_socket(deep / "other", "hd-96a1d788")  # one per upstream dir

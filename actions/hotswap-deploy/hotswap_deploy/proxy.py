@@ -16,6 +16,8 @@ Following Kamal's split, the argv builders and `NginxProxy.plan` are pure (a dry
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import subprocess
 import time
@@ -37,6 +39,8 @@ RELOAD_TIMEOUT = 10.0
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ADDRESS = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5})$")
+SUN_PATH_MAX = 107  # bytes a unix socket's path may hold (sun_path has 108, with its NUL)
+RUNTIME_DIR = Path("/run/ci-actions")
 _SOCKET = re.compile(r"^unix:/[A-Za-z0-9_./-]+\.placeholder\.sock$")  # only the placeholder's socket
 _UPSTREAM = re.compile(r"\bupstream\s+([^\s{]+)\s*\{(.*?)\}", re.S)
 _SERVER = re.compile(r"^\s*server\s+([^\s;]+)([^;]*);", re.M)
@@ -106,7 +110,13 @@ def include_path(upstream_dir: Path, project: str, service: str) -> Path:
 
 
 def placeholder_socket(upstream_dir: Path, project: str) -> Path:
-    return upstream_dir / f"{check_name(project, 'project')}.placeholder.sock"
+    """Beside the upstream files; where that path is too long for a unix socket (a deep upstream dir:
+    nginx refuses the config), under /run/ci-actions, named after the upstream dir."""
+    name = f"{check_name(project, 'project')}.placeholder.sock"
+    beside = upstream_dir / name
+    if len(os.fsencode(beside)) <= SUN_PATH_MAX:
+        return beside
+    return RUNTIME_DIR / f"{hashlib.sha256(os.fsencode(upstream_dir)).hexdigest()[:12]}-{name}"
 
 
 def render(project: str, service: str, upstream: Upstream) -> str:

@@ -133,6 +133,7 @@ def execute(plan: SetupPlan, proxy: NginxProxy) -> list[str]:
     back (or removed) and nginx is not reloaded."""
     made_dir = not proxy.upstream_dir.exists()
     proxy.upstream_dir.mkdir(parents=True, exist_ok=True)
+    placeholder_socket(proxy.upstream_dir, proxy.project).parent.mkdir(parents=True, exist_ok=True)
     previous = {path: path.read_text() if path.exists() else None for path in plan.writes}
     try:
         for path, content in plan.writes.items():
