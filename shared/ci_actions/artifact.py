@@ -29,6 +29,7 @@ archive, however malformed, can leave a job waiting.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -50,7 +51,7 @@ import zstandard
 
 from ci_actions.atomic import write_atomic
 from ci_actions.beneath import open_beneath
-from ci_actions.tar_scan import HostileMember, TarScanner, resolve
+from ci_actions.tar_scan import MAX_DEPTH, HostileMember, TarScanner, resolve
 
 FORMAT = "ci-actions-workspace-1"
 ARCHIVE = "workspace.tar.zst"
@@ -129,19 +130,22 @@ def walk(workspace: Path, exclude: Sequence[str], skipped: list[str]) -> Iterato
     """(relative path, size if a regular file) for everything to pack: pre-order, names sorted,
     symlinks not followed; one scandir per directory and one lstat per file. FIFOs, sockets and devices
     go to `skipped` instead: unpack would refuse them, so packing them would make an artifact that
-    never restores."""
+    never restores. A tree deeper than MAX_DEPTH is an error (OSError): unpack refuses one."""
     cut = len(str(workspace)) + 1
 
-    def visit(directory: str) -> Iterator[tuple[str, int | None]]:
+    def visit(directory: str, depth: int) -> Iterator[tuple[str, int | None]]:
         with os.scandir(directory) as it:
             entries = sorted(it, key=lambda e: e.name)
         for entry in entries:
             relative = entry.path[cut:]
             if exclude and _excluded(relative, exclude):
                 continue
+            if depth > MAX_DEPTH:
+                raise OSError(errno.ELOOP, f"more than {MAX_DEPTH} levels deep, which unpack refuses",
+                              relative)
             if entry.is_dir(follow_symlinks=False):
                 yield relative, None
-                yield from visit(entry.path)
+                yield from visit(entry.path, depth + 1)
             elif entry.is_file(follow_symlinks=False):
                 yield relative, entry.stat(follow_symlinks=False).st_size
             elif entry.is_symlink():
@@ -149,11 +153,11 @@ def walk(workspace: Path, exclude: Sequence[str], skipped: list[str]) -> Iterato
             else:
                 skipped.append(relative)
 
-    yield from visit(str(workspace))
+    yield from visit(str(workspace), 1)
 
 
 def _feed_names(pipe: BinaryIO, workspace: Path, exclude: Sequence[str], files: dict[str, int],
-                skipped: list[str], failures: list[OSError]) -> None:
+                skipped: list[str], failures: list[Exception]) -> None:
     """Write NUL-separated member names to tar, recording each regular file's size for the manifest; a
     walk failure is kept in `failures` for the packing thread to raise (tar then gets a short list)."""
     try:
@@ -163,7 +167,7 @@ def _feed_names(pipe: BinaryIO, workspace: Path, exclude: Sequence[str], files: 
                 files[relative] = size
     except BrokenPipeError:
         pass  # tar stopped early; its exit status and message say why
-    except OSError as exc:
+    except Exception as exc:  # any failure of the walk, or tar would get a short list and say nothing
         failures.append(exc)
     finally:
         with contextlib.suppress(BrokenPipeError):
@@ -243,7 +247,7 @@ def pack(workspace: Path, destination: Path, *, run: RunId, exclude: Sequence[st
     failed = f"packing {workspace} for {run} failed"
     files: dict[str, int] = {}
     skipped: list[str] = []
-    failures: list[OSError] = []
+    failures: list[Exception] = []
     try:
         with _tar([*TAR_CREATE, "-C", str(workspace), "--files-from=-"], failed, stdin=subprocess.PIPE,
                   stdout=subprocess.PIPE) as tar:

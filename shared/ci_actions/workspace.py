@@ -134,8 +134,12 @@ def scope_of(args: argparse.Namespace) -> Scope:
 
 
 def commands_of(args: argparse.Namespace) -> Commands:
-    return Commands(tuple(shlex.split(args.install_command)),
-                    tuple(shlex.split(args.prisma_generate_command)) or None)
+    try:
+        return Commands(tuple(shlex.split(args.install_command)),
+                        tuple(shlex.split(args.prisma_generate_command)) or None)
+    except ValueError as exc:
+        raise WorkspaceError(f"--install-command / --prisma-generate-command: not a valid command line "
+                             f"({exc})") from exc
 
 
 def warnings_of(results: list[EntryResult]) -> list[str]:
@@ -322,9 +326,10 @@ def complete(jobs: Sequence[Job], cache_dir: Path, link_mode: str, *, scope: Sco
             misses.append((index, job, spec, outcome.warnings, elapsed))
     if misses:
         started = time.monotonic()
-        for _, job, *_ in misses:
-            for path in job.entry.paths:
-                remove_beneath(job.root, path)
+        for _, job, *_ in misses:  # npm ci removes node_modules itself; a generator's output may hold
+            if job.entry.role.startswith("deps-"):  # the user's own files (`output = "../src"`): kept
+                for path in job.entry.paths:
+                    remove_beneath(job.root, path)
         run_commands([(job.command, job.root / job.entry.directory,
                        f"{job.entry.directory}: {job.entry.role}") for _, job, *_ in misses])
         built = time.monotonic() - started

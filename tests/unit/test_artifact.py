@@ -385,6 +385,24 @@ def test_a_fifo_in_the_workspace_is_skipped_and_named(tmp_path, workspace):
     assert (target / "backend" / "run.sh").exists()
 
 
+@pytest.mark.parametrize("depth", [300, 1200])
+def test_a_tree_deeper_than_unpack_takes_is_refused_by_pack_not_truncated(tmp_path, workspace, depth):
+    """A tree past 256 levels packed into an artifact unpack always refused; past Python's recursion,
+    the walk's RecursionError ended its thread quietly and a truncated artifact was published."""
+    fd = os.open(workspace, os.O_RDONLY)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=fd)
+        fd, parent = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+        os.close(parent)
+    os.close(fd)
+    try:
+        with pytest.raises(ArtifactError, match="more than 256 levels deep"):
+            pack(workspace, RUN.directory(tmp_path / "root"), run=RUN, exclude=["node_modules"])
+        assert not (RUN.directory(tmp_path / "root") / MANIFEST).exists()
+    finally:
+        subprocess.run(["rm", "-rf", str(workspace / "d")], check=True)
+
+
 def landed(staging):
     result = _Landed(str(RUN))
     fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)

@@ -1,13 +1,15 @@
 """Every prepare input is checked before any install: one message per mistake, naming the input."""
 
 import json
+import subprocess
 import sys
 import time
 
 import pytest
 
 from ci_actions.artifact import RunId
-from ci_actions.workspace import WorkspaceError
+from ci_actions.store.keys import Scope
+from ci_actions.workspace import Job, StoreEntry, WorkspaceError, complete
 from prepare_workspace.prepare import PrepareRequest, prepare
 
 SCHEMA = 'generator client {\n  provider = "prisma-client-js"\n}\ndatasource db { provider = "postgresql" }\n'
@@ -98,3 +100,33 @@ def test_checking_costs_milliseconds(ws):
     checks.check(ws, ["backend", "frontend"], ["backend/prisma/schema.prisma"], ws.parent / "runs" / "x",
                  RunId("a/b", "1", 1))
     print(f"input checks: {(time.perf_counter() - started) * 1000:.1f} ms")
+
+
+def test_a_lock_that_is_not_an_object_and_a_schema_that_is_not_text_are_named(ws):
+    (ws / "frontend" / "package-lock.json").write_text("[]")
+    with pytest.raises(WorkspaceError, match=r"frontend/package-lock\.json is not a lock file"):
+        attempt(ws, ["frontend"])
+    (ws / "backend" / "prisma" / "schema.prisma").write_bytes(b"generator \xff\xfe {}")
+    with pytest.raises(WorkspaceError, match=r"prisma-schema: backend/prisma/schema\.prisma cannot be read"):
+        attempt(ws, ["backend"], ["backend/prisma/schema.prisma"])
+    assert not (ws.parent / "installed").exists()
+
+
+def test_a_malformed_cli_flag_is_a_message_not_a_traceback(ws):
+    for flag, value, said in (("--install-command", "npm 'ci", "not a valid command line"),
+                              ("--retention", "1x", "--retention")):
+        done = subprocess.run([sys.executable, "-m", "ci_actions", "workspace", "prepare", "--workspace",
+                               str(ws), "--package-dir", "frontend", "--run-id", "5", flag, value],
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 1 and done.stderr.startswith("error: ") and said in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_a_prisma_miss_never_deletes_what_the_generator_output_already_holds(ws, tmp_path):
+    """`output = "../src"` passed the checks; a miss deleted backend/src before generating."""
+    (ws / "backend" / "src").mkdir()
+    (ws / "backend" / "src" / "app.ts").write_text("the user's code\n")
+    entry = StoreEntry("prisma", "backend", "k-src", ("backend/src",), ("true",),
+                       "backend/prisma/schema.prisma")
+    complete([Job(entry, ws, entry.command)], tmp_path / "store", "copy", scope=Scope("refs/heads/main"))
+    assert (ws / "backend" / "src" / "app.ts").read_text() == "the user's code\n"

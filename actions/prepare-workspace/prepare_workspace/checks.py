@@ -91,10 +91,14 @@ def _lock(package: Path, directory: str) -> tuple[str, bytes, dict]:
         if (package / name).is_file():
             data = (package / name).read_bytes()
             try:
-                return name, data, json.loads(data)
+                lock = json.loads(data)
             except ValueError as exc:
                 raise WorkspaceError(f"{directory}/{name} is not valid JSON ({exc}); regenerate it with "
                                      "`npm install`") from exc
+            if not isinstance(lock, dict):
+                raise WorkspaceError(f"{directory}/{name} is not a lock file (not a JSON object); "
+                                     "regenerate it with `npm install`")
+            return name, data, lock
     raise WorkspaceError(f"{directory}: no package-lock.json; `npm ci` needs one. Run `npm install` there "
                          "and commit the lock file.")
 
@@ -162,7 +166,11 @@ def check_schema(workspace: Path, line: str, packages: list[Package]) -> Schema:
     if version is None:
         raise WorkspaceError(f"prisma-schema: {schema}: the `prisma` package is not in "
                              f"{owner.directory}'s lock file (add it to its devDependencies)")
-    return Schema(schema, PurePosixPath(owner.directory), path.read_text(), version)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkspaceError(f"prisma-schema: {schema} cannot be read as text ({exc})") from exc
+    return Schema(schema, PurePosixPath(owner.directory), text, version)
 
 
 def check(workspace: Path, package_dirs: list[str], schemas: list[str], destination: Path,

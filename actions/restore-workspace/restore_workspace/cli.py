@@ -22,10 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    request = RestoreRequest(args.workspace.resolve(), args.workspace_root.resolve(),
-                             args.cache_dir.resolve(), args.layer, args.link_mode,
-                             run_of(args), commands_of(args), clean=args.clean,
-                             shared_store=args.shared_store, scope=scope_of(args))
-    return run_cli(lambda: restore_workspace(request), lambda report: {
+    def request() -> RestoreRequest:  # inside run_cli: a malformed flag is an error message, not a traceback
+        return RestoreRequest(args.workspace.resolve(), args.workspace_root.resolve(),
+                              args.cache_dir.resolve(), args.layer, args.link_mode,
+                              run_of(args), commands_of(args), clean=args.clean,
+                              shared_store=args.shared_store, scope=scope_of(args))
+
+    return run_cli(lambda: restore_workspace(request()), lambda report: {
         "cache-hit": report.all_hit, "entries": {r.entry.key: r.hit for r in report.entries},
         "artifact": str(report.artifact_dir), "phases": {k: round(v, 3) for k, v in report.phases.items()}})

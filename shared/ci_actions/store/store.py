@@ -3,8 +3,10 @@
 Layout under the store root (see docs/store-format.md)::
 
     blobs/ab/abcd...[x]           file contents by sha256 (+ "x" when executable), read-only
-    entries/<version>/<key>.json  one manifest per (path set, key), published last, by link()
-    tmp/                          staging on the same filesystem; anything here is unpublished
+    entries/<version>/<k>.json    one manifest per (path set, scope, key), published last, by link();
+                                  <k> hashes the scope and the case-folded key
+    tmp/                          staging on the same filesystem (unpublished), and save-<token>
+                                  markers, flock'ed while their save runs
     gc.lock                       readers/writer lock: saves and restores share it, prune owns it
     events.jsonl                  one line per lookup, for `stats`
 
