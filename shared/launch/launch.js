@@ -1,4 +1,4 @@
-// The only JavaScript in ci-actions. A node20 action is the one way to get a `post:` step (cache-local
+// The only JavaScript in ci-actions. A node24 action is the one way to get a `post:` step (cache-local
 // saves when the job ends, as actions/cache does) or outputs named at run time (build-images sets one
 // per service). The shim runs the Python launcher for the action's folder and passes its exit code
 // through; all logic is in the action's Python package.
