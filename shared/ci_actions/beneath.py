@@ -46,7 +46,7 @@ def _openat2(root_fd: int, relative: str, flags: int, mode: int) -> int | None:
     if fd >= 0:
         return fd
     code = ctypes.get_errno()
-    if code in (errno.ENOSYS, errno.EPERM) and _openat2_works:
+    if code in (errno.ENOSYS, errno.EPERM):
         _openat2_works = False
         return None
     raise OSError(code, os.strerror(code), relative)

@@ -238,7 +238,7 @@ class RunContext:
 def run_context() -> RunContext:
     """From the runner's variables; outside a runner, a `local` run."""
     env = os.environ
-    default_branch = event_payload().get("repository", {}).get("default_branch", "")
+    default_branch = _field(event_payload(), "repository", "default_branch")
     return RunContext(env.get("GITHUB_REPOSITORY") or "local", env.get("GITHUB_RUN_ID") or "local",
                       int(env.get("GITHUB_RUN_ATTEMPT") or 1), env.get("GITHUB_SHA") or "",
                       env.get("GITHUB_REF") or "", env.get("GITHUB_EVENT_NAME") or "",

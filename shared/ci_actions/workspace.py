@@ -34,7 +34,7 @@ from typing import Any
 
 from ci_actions import artifact, cache
 from ci_actions.beneath import DIRECTORY, parent_beneath
-from ci_actions.store.keys import InvalidKey, Scope, branch_ref, validate_key
+from ci_actions.store.keys import Scope, branch_ref, validate_key
 from ci_actions.store.store import LINK_MODES
 
 LAYERS = ("all", "prod")
@@ -217,7 +217,7 @@ def from_metadata(metadata: dict, run: str) -> list[StoreEntry]:
         if not isinstance(raw, list):
             raise ValueError(f"entries is not a list: {raw!r}")
         return [_entry_from(entry) for entry in raw]
-    except (ValueError, InvalidKey) as exc:
+    except ValueError as exc:  # InvalidKey is one
         raise artifact.ArtifactError(f"{run}: the artifact's entry list is not to be trusted: {exc}") from exc
 
 
