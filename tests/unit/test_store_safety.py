@@ -234,6 +234,10 @@ def test_orphans_of_a_killed_save_make_the_budget_check_prune(tmp_path):
         saving.send_signal(signal.SIGKILL)
         saving.wait()
     store_ = Store(store)
+    # Its forked workers hold the marker's lock until SIGKILL (parent death) reaches them too.
+    deadline = time.monotonic() + TIMEOUT
+    while store_.failed_saves() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert [h.key for _, h in store_.headers()] == ["kept"] and store_.failed_saves() == 1
     orphans = sum(b.stat().st_size for b in (store / "blobs").glob("*/*")) - len(b"kept\n")
     report, warnings = enforce_budget(store, max_bytes=10**12, max_age=86400)  # the headers fit
