@@ -49,7 +49,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from ci_actions.atomic import write_atomic
+from ci_actions.atomic import fsync_dir, write_atomic
 from ci_actions.beneath import open_beneath
 from ci_actions.tar_scan import MAX_DEPTH, HostileMember, TarScanner, resolve
 
@@ -261,6 +261,7 @@ def pack(workspace: Path, destination: Path, *, run: RunId, exclude: Sequence[st
             if failures or feeder.is_alive():
                 raise ArtifactError(f"{failed}: {failures[0] if failures else 'the walk did not finish'}")
         staging.replace(destination / ARCHIVE)
+        fsync_dir(destination)  # the archive's name is on disk before the manifest that names it
     finally:
         staging.unlink(missing_ok=True)
     manifest = ArtifactManifest(str(run), sink.sha256.hexdigest(), sink.size, files, metadata=metadata or {})

