@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.metadata import entry_points
+
+from ci_actions import declared
 
 ENTRY_POINT_GROUP = "ci_actions.commands"
 
@@ -34,7 +36,23 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def subcommand(commands: argparse._SubParsersAction, name: str, help_text: str,
+               func: Callable[[argparse.Namespace], int], inputs: Mapping[str, declared.Input],
+               names: Iterable[str]) -> argparse.ArgumentParser:
+    """A subcommand whose flags are the named inputs of an action's table (declared.add_flags)."""
+    parser = commands.add_parser(name, help=help_text, description=help_text)
+    declared.add_flags(parser, inputs, names)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. A bad flag value is exit 2 and one line naming it (argparse's own, or an
+    InputError found while the command reads its values), never a traceback."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv[0] if argv else None).parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except declared.InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

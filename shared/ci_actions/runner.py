@@ -13,15 +13,17 @@ import os
 import secrets
 import shlex
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from actions_toolkit.command import issue_command
 from actions_toolkit.utils import AnnotationProperties, to_command_properties, to_command_value
 
+from ci_actions import declared
+from ci_actions.declared import Input, InputError
 from ci_actions.store.keys import Scope, branch_ref
 
 TRUE_SPELLINGS = ("true", "True", "TRUE")
@@ -30,23 +32,26 @@ SUMMARY_LIMIT = 1024 * 1024  # the runner rejects a step summary over 1 MiB
 SUMMARY_CUT_NOTE = "\n\n_(summary cut at 1 MiB)_\n"
 
 
-class InputError(ValueError):
-    """An input is missing or malformed; the message names the input and what to do."""
-
-
 def _input_env_name(name: str) -> str:
     # Composite actions map inputs through `env:`, where a hyphen would not survive a shell, so the
     # house form is INPUT_FAIL_ON_CACHE_MISS; the runner's own form for node actions keeps the hyphen.
     return "INPUT_" + name.replace(" ", "_").upper()
 
 
-def get_input(name: str, *, required: bool = False, default: str = "") -> str:
-    """Return the trimmed input, or `default` when it is empty."""
+def _raw_input(name: str) -> str:
     env = os.environ
     raw = env.get(_input_env_name(name).replace("-", "_"))
-    if raw is None:
-        raw = env.get(_input_env_name(name), "")
-    value = raw.strip()
+    return env.get(_input_env_name(name), "") if raw is None else raw
+
+
+def read_inputs(inputs: Mapping[str, Input], names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The step's declared inputs (all, or `names`), parsed; InputError names a bad or missing one."""
+    return declared.read(inputs, _raw_input, names)
+
+
+def get_input(name: str, *, required: bool = False, default: str = "") -> str:
+    """Return the trimmed input, or `default` when it is empty."""
+    value = _raw_input(name).strip()
     if not value:
         if required:
             raise InputError(f"Input required and not supplied: {name}")
@@ -208,10 +213,16 @@ def append_summary(markdown: str) -> None:
         handle.write(data)
 
 
+TRUSTED_EVENTS = ("push", "workflow_dispatch", "schedule", "merge_group", "repository_dispatch", "release",
+                  "deployment")
+PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
+COMMENT_EVENTS = ("issue_comment", "discussion_comment", "pull_request_review", "pull_request_review_comment")
+
+
 @dataclass(frozen=True)
 class RunContext:
-    """Which run this is: what keys per-run state (artifacts) so runs and re-runs never collide, and
-    the refs that scope the cache."""
+    """Which run this is and who could have started it: what keys per-run state (artifacts) so runs
+    and re-runs never collide, the refs that scope the cache, and the event a deploy must trust."""
 
     repository: str
     run_id: str
@@ -221,12 +232,25 @@ class RunContext:
     event_name: str = ""
     actor: str = ""
     server_url: str = "https://github.com"
+    api_url: str = "https://api.github.com"
     base_ref: str = ""  # a pull request's base branch (GITHUB_BASE_REF)
     default_branch: str = ""  # the event payload's repository.default_branch
+    pr_head_sha: str = ""  # a pull_request event's head commit (github.sha is the merge commit)
+    upstream_event: str = ""  # workflow_run: the triggering run's event
+    upstream_repository: str = ""  # workflow_run: the repository its head commit came from
+    event_repository: str = ""  # the payload's repository.full_name
 
     @property
     def repository_url(self) -> str:
         return f"{self.server_url}/{self.repository}" if self.repository != "local" else ""
+
+    @property
+    def run_url(self) -> str:
+        return f"{self.repository_url}/actions/runs/{self.run_id}" if self.repository_url else ""
+
+    @property
+    def on_default_branch(self) -> bool:
+        return bool(self.default_branch) and self.ref == branch_ref(self.default_branch)
 
     def cache_scope(self) -> Scope:
         """actions/cache's scopes: save under the run's ref (a pull request's is refs/pull/N/merge);
@@ -234,17 +258,54 @@ class RunContext:
         fallbacks = (self.base_ref, self.default_branch)
         return Scope(self.ref, tuple(branch_ref(name) for name in fallbacks if name))
 
+    def untrusted_because(self) -> str:
+        """Why untrusted code or input could have started this run ('' when only the repository's
+        writers or GitHub's scheduler can). Fails closed: an event not known to be safe is not; a
+        workflow_run is as trusted as the run that triggered it, and only from this repository."""
+        event = self.event_name
+        if event == "workflow_run":
+            upstream = self.upstream_event
+            if not upstream:
+                return "the event does not say which run triggered it"
+            if upstream not in TRUSTED_EVENTS:
+                why = RunContext("", "", 1, "", event_name=upstream).untrusted_because()
+                return f"the run that triggered it was a {upstream} event ({why})"
+            if not self.event_repository or self.upstream_repository != self.event_repository:
+                built = self.upstream_repository or "an unnamed repository"
+                return (f"the run that triggered it built {built}, not {self.event_repository or 'this one'} "
+                        "(a fork)")
+            return ""
+        if event in TRUSTED_EVENTS:
+            return ""
+        if event in PULL_REQUEST_EVENTS:
+            return "its code and inputs come from a pull request nobody has reviewed yet"
+        if event in COMMENT_EVENTS:
+            return "anyone who can comment starts it, and it runs with the default branch's ref"
+        return f"only {', '.join(TRUSTED_EVENTS)} and workflow_run after one of them pass"
+
+
+def _field(data: object, *keys: str) -> str:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, str) else ""
+
 
 def run_context() -> RunContext:
-    """From the runner's variables; outside a runner, a `local` run."""
+    """From the runner's variables and the event payload; outside a runner, a `local` run (fields a
+    payload lacks are "")."""
     env = os.environ
-    default_branch = _field(event_payload(), "repository", "default_branch")
-    return RunContext(env.get("GITHUB_REPOSITORY") or "local", env.get("GITHUB_RUN_ID") or "local",
-                      int(env.get("GITHUB_RUN_ATTEMPT") or 1), env.get("GITHUB_SHA") or "",
-                      env.get("GITHUB_REF") or "", env.get("GITHUB_EVENT_NAME") or "",
-                      env.get("GITHUB_ACTOR") or "", env.get("GITHUB_SERVER_URL") or "https://github.com",
-                      env.get("GITHUB_BASE_REF") or "",
-                      default_branch if isinstance(default_branch, str) else "")
+    payload = event_payload()
+    event = env.get("GITHUB_EVENT_NAME") or ""
+    return RunContext(
+        env.get("GITHUB_REPOSITORY") or "local", env.get("GITHUB_RUN_ID") or "local",
+        int(env.get("GITHUB_RUN_ATTEMPT") or 1), env.get("GITHUB_SHA") or "", env.get("GITHUB_REF") or "",
+        event, env.get("GITHUB_ACTOR") or "", env.get("GITHUB_SERVER_URL") or "https://github.com",
+        env.get("GITHUB_API_URL") or "https://api.github.com", env.get("GITHUB_BASE_REF") or "",
+        _field(payload, "repository", "default_branch"),
+        _field(payload, "pull_request", "head", "sha") if event in PULL_REQUEST_EVENTS else "",
+        _field(payload, "workflow_run", "event"),
+        _field(payload, "workflow_run", "head_repository", "full_name"),
+        _field(payload, "repository", "full_name"))
 
 
 def event_payload() -> dict:
@@ -259,42 +320,13 @@ def event_payload() -> dict:
     return payload if isinstance(payload, dict) else {}
 
 
-@dataclass(frozen=True)
-class Trigger:
-    """Who could have started this run: its event and ref, and for a `workflow_run` the run that
-    triggered it (a pull request's, or a fork's, carries untrusted code into a trusted event)."""
-
-    event: str
-    ref: str
-    default_branch: str = ""
-    repository: str = ""  # owner/name the workflow runs in
-    upstream_event: str = ""  # workflow_run: the triggering run's event
-    upstream_repository: str = ""  # workflow_run: the repository its head commit came from
-
-
-def _field(data: object, *keys: str) -> str:
-    for key in keys:
-        data = data.get(key) if isinstance(data, dict) else None
-    return data if isinstance(data, str) else ""
-
-
-def trigger() -> Trigger:
-    """The run's trigger, from the runner's variables and the event payload (fields it lacks are "")."""
-    payload = event_payload()
-    return Trigger(os.environ.get("GITHUB_EVENT_NAME") or "", os.environ.get("GITHUB_REF") or "",
-                   _field(payload, "repository", "default_branch"),
-                   _field(payload, "repository", "full_name"),
-                   _field(payload, "workflow_run", "event"),
-                   _field(payload, "workflow_run", "head_repository", "full_name"))
-
-
 def workspace() -> Path:
     """The job's workspace: `$GITHUB_WORKSPACE` on a runner, else the current directory."""
     return Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd())
 
 
-def fail(message: str) -> NoReturn:
-    """Report one `::error::` line and end the step with exit code 1."""
+def fail(message: str, status: int = 1) -> NoReturn:
+    """Report one `::error::` line and end the step: exit 1, or 2 for a bad input (as a CLI's flag)."""
     error(message)
     sys.stdout.flush()
-    raise SystemExit(1)
+    raise SystemExit(status)

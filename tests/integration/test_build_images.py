@@ -82,8 +82,8 @@ def project(tmp_path, busybox_image, docker_client):
 
 def test_good_build_tags_every_service_with_every_tag_and_labels(project, docker_client):
     project.payload("one")
-    result = project.build(SHAS[0], "--run-id", "77", "--tag", "v1.0", "--latest", "--source",
-                           "https://github.com/org/shop", "--smoke", "web: cat /payload")
+    result = project.build(SHAS[0], "--run-id", "77", "--extra-tag", "v1.0", "--latest", "--source",
+                           "https://github.com/org/shop", "--smoke-command", "web: cat /payload")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["images-ready"] is True
@@ -125,7 +125,7 @@ def test_a_failing_service_moves_no_tag_for_any_service(project, docker_client):
 
 def test_a_failing_smoke_command_tags_nothing(project, docker_client):
     project.payload("one")
-    result = project.build(SHAS[0], "--smoke", "web: sh -c 'echo smoke says no; exit 3'")
+    result = project.build(SHAS[0], "--smoke-command", "web: sh -c 'echo smoke says no; exit 3'")
     assert result.returncode == 1
     assert "smoke command `sh -c echo smoke says no; exit 3` for web exited 3; no image was tagged" \
         in result.stderr
@@ -155,9 +155,9 @@ def test_missing_dockerfile_and_context_name_the_service(project):
 
 
 def test_an_invalid_extra_tag_is_rejected_with_its_rule(project, docker_client):
-    result = project.build(SHAS[0], "--tag", "release/1")
-    assert result.returncode == 1
-    assert "tag 'release/1' is invalid; a tag starts with a letter" in result.stderr
+    result = project.build(SHAS[0], "--extra-tag", "release/1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "argument --extra-tag: is an invalid tag: 'release/1'; a tag starts with a letter" in result.stderr
     assert project.refs(docker_client) == set()
 
 
@@ -233,5 +233,6 @@ def test_an_unchanged_service_is_not_rebuilt_but_restamped_with_the_new_commit(p
 def test_keep_below_one_is_refused_before_anything_builds(project, docker_client):
     project.payload("one")
     result = project.build(SHAS[0], "--keep", "0")
-    assert result.returncode == 2 and "'0' is not a whole number of releases, at least 1" in result.stderr
+    assert result.returncode == 2
+    assert "argument --keep: must be a whole number, at least 1 (got '0')" in result.stderr
     assert project.refs(docker_client) == set()

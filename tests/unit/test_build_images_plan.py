@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from build_images.inputs import INPUTS
 from build_images.plan import (
     PROJECT_LABEL,
     SERVICE_LABEL,
     LocalImage,
     PlanError,
-    parse_key_values,
-    parse_smoke,
     plan_build,
     plan_prune,
 )
 from build_images.tags import TagError, TagRules, check_sha, check_tag, sanitise_tag
+from ci_actions.declared import InputError, read
 from ci_actions.image_names import repository_of
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -27,22 +27,23 @@ def test_tags_full_sha_short_sha_latest_run_and_extra_in_order():
 
 
 @pytest.mark.parametrize(("tag", "rule"), [
-    ("", "empty"),
     ("-lead", "starts with a letter"),
     ("has space", "only letters"),
     ("a/b", "only letters"),
     ("x" * 129, "at most 128"),
 ])
-def test_invalid_extra_tags_name_the_rule(tag, rule):
-    with pytest.raises(TagError, match=rule):
-        TagRules(SHA, extra=(tag,)).tags()
+def test_invalid_extra_tags_name_the_input_line_and_rule(tag, rule):
+    with pytest.raises(InputError, match=rf"^Input 'extra-tags' line 2 is .*{rule}"):
+        read(INPUTS, lambda name: f"v1\n{tag}", ["extra-tags"])
+    with pytest.raises(TagError, match="empty tag"):
+        check_tag("")
 
 
 def test_derived_tags_are_sanitised_and_capped():
     assert sanitise_tag("feature/My Branch") == "feature-My-Branch"
     assert sanitise_tag(".-x") == "x"
     assert len(sanitise_tag("a" * 300)) == 128
-    assert check_tag("_ok.1-2", name="t") == "_ok.1-2"
+    assert check_tag("_ok.1-2") == "_ok.1-2"
 
 
 def test_repository_of_keeps_registry_ports():
@@ -106,13 +107,15 @@ def test_missing_context_and_dockerfile_name_the_service(tmp_path):
 
 
 def test_key_value_lines_are_named_by_number_never_content():
-    assert parse_key_values(["A=1", "B = two=2"], name="build-args") == {"A": "1", "B": "two=2"}
-    with pytest.raises(PlanError, match="build-args: line 2 is not KEY=VALUE") as caught:
-        parse_key_values(["A=1", "s3cr3t"], name="build-args")
+    def given(name: str, text: str):
+        return read(INPUTS, lambda _: text, [name])[name]
+    assert given("build-args", "A=1\nB = two=2") == [("A", "1"), ("B", "two=2")]
+    with pytest.raises(InputError, match=r"^Input 'build-args' line 2 is not KEY=VALUE$") as caught:
+        given("build-args", "A=1\ns3cr3t")
     assert "s3cr3t" not in str(caught.value)
-    assert parse_smoke(["web: node --version"]) == {"web": ("node", "--version")}
-    with pytest.raises(PlanError, match="smoke-command for web is empty"):
-        parse_smoke(["web:"])
+    assert given("smoke-command", "web: node --version") == [("web", ("node", "--version"))]
+    with pytest.raises(InputError, match=r"^Input 'smoke-command' line 1 has no command for web$"):
+        given("smoke-command", "web:")
 
 
 def image(iid: str, revision: str, created: str, tags=("t",)) -> LocalImage:

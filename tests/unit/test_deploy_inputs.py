@@ -12,7 +12,7 @@ import pytest
 
 from ci_actions.compose import Compose
 from ci_actions.ledger import LIVE, Image, Release
-from ci_actions.runner import Trigger
+from ci_actions.runner import RunContext
 from hotswap_deploy import envfile, guard, rollback, settings
 from hotswap_deploy.envfile import EnvFileError
 from hotswap_deploy.guard import GuardError
@@ -97,40 +97,47 @@ def test_a_failed_stage_leaves_no_temp_file(tmp_path):
 # guard.check
 
 
-def push(ref: str) -> Trigger:
-    return Trigger("push", ref)
+def trigger(event: str, ref: str, default_branch: str = "", repository: str = "", upstream_event: str = "",
+            upstream_repository: str = "") -> RunContext:
+    return RunContext("org/app", "1", 1, "", ref=ref, event_name=event, default_branch=default_branch,
+                      upstream_event=upstream_event, upstream_repository=upstream_repository,
+                      event_repository=repository)
+
+
+def push(ref: str) -> RunContext:
+    return trigger("push", ref)
 
 
 UNTRUSTED = [
-    (Trigger("pull_request", "refs/pull/7/merge"), "its code and inputs come from a pull request"),
-    (Trigger("pull_request_target", "refs/heads/main"), "its code and inputs come from a pull request"),
-    (Trigger("issue_comment", "refs/heads/main"), "anyone who can comment starts it"),
-    (Trigger("discussion_comment", "refs/heads/main"), "anyone who can comment starts it"),
-    (Trigger("pull_request_review", "refs/heads/main"), "anyone who can comment starts it"),
-    (Trigger("pull_request_review_comment", "refs/heads/main"), "anyone who can comment starts it"),
-    (Trigger("workflow_run", "refs/heads/main", "main", "org/app", "pull_request", "org/app"),
+    (trigger("pull_request", "refs/pull/7/merge"), "its code and inputs come from a pull request"),
+    (trigger("pull_request_target", "refs/heads/main"), "its code and inputs come from a pull request"),
+    (trigger("issue_comment", "refs/heads/main"), "anyone who can comment starts it"),
+    (trigger("discussion_comment", "refs/heads/main"), "anyone who can comment starts it"),
+    (trigger("pull_request_review", "refs/heads/main"), "anyone who can comment starts it"),
+    (trigger("pull_request_review_comment", "refs/heads/main"), "anyone who can comment starts it"),
+    (trigger("workflow_run", "refs/heads/main", "main", "org/app", "pull_request", "org/app"),
      "the run that triggered it was a pull_request event (its code and inputs come from a pull request"),
-    (Trigger("workflow_run", "refs/heads/main", "main", "org/app", "issue_comment", "org/app"),
+    (trigger("workflow_run", "refs/heads/main", "main", "org/app", "issue_comment", "org/app"),
      "the run that triggered it was a issue_comment event (anyone who can comment"),
-    (Trigger("workflow_run", "refs/heads/main", "main", "org/app", "push", "mallory/app"),
+    (trigger("workflow_run", "refs/heads/main", "main", "org/app", "push", "mallory/app"),
      "the run that triggered it built mallory/app, not org/app (a fork)"),
-    (Trigger("workflow_run", "refs/heads/main", "main", "org/app", "push", ""),
+    (trigger("workflow_run", "refs/heads/main", "main", "org/app", "push", ""),
      "built an unnamed repository, not org/app (a fork)"),
-    (Trigger("workflow_run", "refs/heads/main", "main", "org/app"), "the event does not say which run"),
-    (Trigger("workflow_run", "refs/heads/main", "main", "", "push", "org/app"), "not this one (a fork)"),
-    (Trigger("workflow_run", "refs/heads/main", "main", "org/app", "workflow_run", "org/app"),
+    (trigger("workflow_run", "refs/heads/main", "main", "org/app"), "the event does not say which run"),
+    (trigger("workflow_run", "refs/heads/main", "main", "", "push", "org/app"), "not this one (a fork)"),
+    (trigger("workflow_run", "refs/heads/main", "main", "org/app", "workflow_run", "org/app"),
      "the run that triggered it was a workflow_run event (the event does not say"),
-    (Trigger("issues", "refs/heads/main"), "only push, workflow_dispatch, schedule, merge_group"),
-    (Trigger("watch", "refs/heads/main"), "and workflow_run after one of them pass"),
+    (trigger("issues", "refs/heads/main"), "only push, workflow_dispatch, schedule, merge_group"),
+    (trigger("watch", "refs/heads/main"), "and workflow_run after one of them pass"),
 ]
 
 
-@pytest.mark.parametrize(("trigger", "why"), UNTRUSTED, ids=lambda v: getattr(v, "event", ""))
+@pytest.mark.parametrize(("trigger", "why"), UNTRUSTED, ids=lambda v: getattr(v, "event_name", ""))
 def test_untrusted_triggers_are_refused_unless_opted_in(trigger, why):
     with pytest.raises(GuardError) as caught:
         guard.check(trigger, allowed_refs=["refs/**"], allow_untrusted_events=False)
     message = str(caught.value)
-    assert message.startswith(f"refusing to deploy from a {trigger.event} event: ")
+    assert message.startswith(f"refusing to deploy from a {trigger.event_name} event: ")
     assert why in message, message
     assert message.endswith("(set allow-untrusted-events: true to opt in)")
     guard.check(trigger, allowed_refs=["refs/**"], allow_untrusted_events=True)
@@ -138,18 +145,18 @@ def test_untrusted_triggers_are_refused_unless_opted_in(trigger, why):
 
 def test_an_unnamed_event_fails_closed():
     with pytest.raises(GuardError, match="refusing to deploy from a unnamed event: only push"):
-        guard.check(Trigger("", "refs/heads/main"), allowed_refs=["main"], allow_untrusted_events=False)
+        guard.check(trigger("", "refs/heads/main"), allowed_refs=["main"], allow_untrusted_events=False)
 
 
 @pytest.mark.parametrize("event", ["push", "workflow_dispatch", "release", "schedule", "merge_group",
                                    "repository_dispatch", "deployment"])
 def test_events_only_writers_start_pass(event):
-    guard.check(Trigger(event, "refs/heads/anything"), allowed_refs=["**"], allow_untrusted_events=False)
+    guard.check(trigger(event, "refs/heads/anything"), allowed_refs=["**"], allow_untrusted_events=False)
 
 
 def test_a_workflow_run_after_a_push_of_this_repository_passes():
-    trigger = Trigger("workflow_run", "refs/heads/main", "main", "org/app", "push", "org/app")
-    guard.check(trigger, allowed_refs=["main"], allow_untrusted_events=False)
+    run = trigger("workflow_run", "refs/heads/main", "main", "org/app", "push", "org/app")
+    guard.check(run, allowed_refs=["main"], allow_untrusted_events=False)
 
 
 @pytest.mark.parametrize(("ref", "patterns"), [
@@ -204,7 +211,7 @@ def test_a_pattern_with_a_dot_segment_is_named():
 
 def test_an_opted_in_untrusted_event_still_needs_an_allowed_ref():
     with pytest.raises(GuardError, match="allowed-refs is refs/heads/main"):
-        guard.check(Trigger("pull_request", "refs/pull/7/merge"), allowed_refs=["refs/heads/main"],
+        guard.check(trigger("pull_request", "refs/pull/7/merge"), allowed_refs=["refs/heads/main"],
                     allow_untrusted_events=True)
 
 

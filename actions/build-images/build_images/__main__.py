@@ -3,9 +3,10 @@
 import json
 
 from build_images import inputs, prune
-from build_images.build import BuildError, BuildReport, build
+from build_images.build import BuildError, BuildReport, BuildRequest, build
 from build_images.cli import FAILURES
 from ci_actions import runner
+from ci_actions.declared import Values
 
 
 def summary(report: BuildReport, pruned: prune.PruneReport) -> str:
@@ -24,17 +25,31 @@ def failure_summary(exc: BuildError) -> str:
     return "\n".join(lines)
 
 
+def request(values: Values, context: runner.RunContext) -> BuildRequest:
+    """The run says what the CLI's flags would: the commit (a PR's head when opted in), whether this
+    is the default branch (`latest`), the run id and the repository's URL."""
+    sha = values["sha"] or (values["use-pr-head"] and context.pr_head_sha) or context.sha
+    return inputs.request({**values, "sha": inputs.INPUTS["sha"].value(sha, "The run's commit")},
+                          runner.workspace(), latest=context.on_default_branch,
+                          run_id=context.run_id if context.run_id != "local" else "",
+                          source=context.repository_url)
+
+
 def main() -> None:
+    runner.set_output("images-ready", "false")
     try:
-        request, keep, state_dir = inputs.request(), inputs.keep(), inputs.state_dir()
+        values = runner.read_inputs(inputs.INPUTS)
+        build_request = request(values, runner.run_context())
+    except runner.InputError as exc:
+        runner.fail(str(exc), status=2)
+    try:
         with runner.group("build-images"):
-            report = build(request)
-    except (runner.InputError, *FAILURES) as exc:
-        runner.set_output("images-ready", "false")
+            report = build(build_request)
+    except FAILURES as exc:
         if isinstance(exc, BuildError):
             runner.append_summary(failure_summary(exc))
         runner.fail(str(exc))
-    pruned, problem = prune.after_build(report.plan.project, keep, state_dir)
+    pruned, problem = prune.after_build(report.plan.project, values["keep"], values["state-dir"])
     if problem:
         runner.warning(problem)
     for image_id, why in pruned.failed.items():

@@ -1,60 +1,63 @@
-"""build-images' inputs, read through the runner protocol into a BuildRequest."""
+"""build-images' inputs, declared once (the step, the CLI and action.yml's check read this table), and
+the BuildRequest they make."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from build_images.build import BuildRequest
-from build_images.plan import parse_key_values, parse_smoke
-from build_images.tags import TagRules, check_sha
-from ci_actions import ledger, runner
+from build_images.tags import TagRules, check_sha, check_tag
+from ci_actions import declared, ledger
 from ci_actions.compose import Compose
-
-PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
-
-
-def commit() -> str:
-    """The `sha` input, else the run's commit; on pull_request events the PR head only when opted in
-    (`github.sha` there is the merge commit, which no branch ever deploys)."""
-    explicit = runner.get_input("sha")
-    if explicit:
-        return explicit
-    context = runner.run_context()
-    if context.event_name in PULL_REQUEST_EVENTS and runner.get_boolean_input("use-pr-head"):
-        head = runner.event_payload().get("pull_request", {}).get("head", {}).get("sha", "")
-        if head:
-            return head
-    if not context.sha:
-        raise runner.InputError("Input 'sha' is empty and GITHUB_SHA is not set")
-    return context.sha
+from ci_actions.declared import Input, Values
 
 
-def on_default_branch() -> bool:
-    default = runner.event_payload().get("repository", {}).get("default_branch", "")
-    return bool(default) and runner.run_context().ref == f"refs/heads/{default}"
+def smoke_line(text: str) -> tuple[str, tuple[str, ...]]:
+    service, command = declared.pair(":")(text)
+    argv = tuple(declared.argv(command))
+    if not argv:
+        raise ValueError(f"has no command for {service}")
+    return service, argv
 
 
-def request() -> BuildRequest:
-    context = runner.run_context()
-    files = runner.get_multiline_input("compose-files") or ["docker-compose.yml"]
-    rules = TagRules(check_sha(commit()), latest=on_default_branch(),
-                     run_id=context.run_id if context.run_id != "local" else "",
-                     extra=tuple(runner.get_multiline_input("extra-tags")))
+INPUTS = declared.table(
+    Input("compose-files", "Compose files, one per line, relative to the workspace (later files override "
+          "earlier ones).", default="docker-compose.yml", many=True, flag="compose-file", parse=Path),
+    Input("project-name", "The compose project name. Empty means compose's own choice (the files' `name:` or "
+          "the folder)."),
+    Input("services", "Services to build, one per line. Empty means every service with a `build:` "
+          "section.", many=True, flag="service"),
+    Input("sha", "The commit the images are tagged with. Empty means the run's commit.",
+          parse=lambda text: check_sha(text) if text else ""),
+    Input("use-pr-head", "On pull_request events, tag with the PR head commit instead of the merge commit.",
+          default="false", parse=declared.boolean, cli=False),
+    Input("extra-tags", "More tags, one per line; each must be a valid tag (rejected with the rule it "
+          "breaks).", many=True, flag="extra-tag", parse=check_tag),
+    Input("build-args", "KEY=VALUE build arguments, one per line, for every built service.", many=True,
+          flag="build-arg", parse=declared.pair("=")),
+    Input("no-cache", "Build without the layer cache.", default="false", parse=declared.boolean),
+    Input("smoke-command", "`service: command` lines; each runs in a throw-away container (no network) "
+          "before any tag moves.", many=True, parse=smoke_line),
+    Input("keep", "How many releases (commits) of images to retain; the ledger's live and rollback images "
+          "are always kept.", default="5", parse=declared.number(1, whole=True)),
+    Input("state-dir", "Where the release ledger lives (shared with hotswap-deploy). Empty means "
+          "~/.local/state/ci-actions.", parse=declared.path(ledger.default_state_dir)),
+)
+COMPOSE = ("compose-files", "project-name")
+RETENTION = ("keep", "state-dir")
+BUILD = (*COMPOSE, "services", "sha", "extra-tags", "build-args", "no-cache", "smoke-command", *RETENTION)
+
+
+def compose(values: Values, workspace: Path) -> Compose:
+    return Compose(tuple((workspace / f).resolve() for f in values["compose-files"]), values["project-name"])
+
+
+def request(values: Values, workspace: Path, *, latest: bool, run_id: str, source: str) -> BuildRequest:
+    """What to build and how to tag it; the run (or the CLI's flags) says which tags it earns."""
+    if not values["sha"]:
+        raise declared.InputError("sha: give the commit to tag the images with (the run names none)")
     return BuildRequest(
-        compose=Compose(tuple((runner.workspace() / f).resolve() for f in files),
-                        runner.get_input("project-name")),
-        rules=rules,
-        services=runner.get_multiline_input("services"),
-        smoke=parse_smoke(runner.get_multiline_input("smoke-command")),
-        build_args=parse_key_values(runner.get_multiline_input("build-args"), name="build-args"),
-        no_cache=runner.get_boolean_input("no-cache"),
-        source=context.repository_url)
-
-
-def keep() -> int:
-    return int(runner.get_number_input("keep", default=5, minimum=1, whole=True))
-
-
-def state_dir() -> Path:
-    value = runner.get_input("state-dir")
-    return Path(value).expanduser() if value else ledger.default_state_dir()
+        compose=compose(values, workspace),
+        rules=TagRules(values["sha"], latest=latest, run_id=run_id, extra=tuple(values["extra-tags"])),
+        services=values["services"], smoke=dict(values["smoke-command"]),
+        build_args=dict(values["build-args"]), no_cache=values["no-cache"], source=source)

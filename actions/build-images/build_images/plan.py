@@ -69,30 +69,6 @@ class BuildPlan:
         return lines
 
 
-def parse_key_values(lines: list[str], *, name: str, separator: str = "=") -> dict[str, str]:
-    """`KEY=VALUE` (or `service: command`) lines; a bad line is named by its number, not its content."""
-    pairs: dict[str, str] = {}
-    for number, line in enumerate(lines, start=1):
-        key, found, value = line.partition(separator)
-        if not found or not key.strip():
-            raise PlanError(f"{name}: line {number} is not KEY{separator}VALUE")
-        pairs[key.strip()] = value.strip()
-    return pairs
-
-
-def parse_smoke(lines: list[str]) -> dict[str, tuple[str, ...]]:
-    commands = {}
-    for service, command in parse_key_values(lines, name="smoke-command", separator=":").items():
-        try:
-            argv = tuple(shlex.split(command))
-        except ValueError as exc:
-            raise PlanError(f"smoke-command for {service}: {exc}") from exc
-        if not argv:
-            raise PlanError(f"smoke-command for {service} is empty")
-        commands[service] = argv
-    return commands
-
-
 def _check_build_source(service: str, build: dict) -> None:
     """A missing context or Dockerfile is named by service before anything builds."""
     context = str(build.get("context", ""))

@@ -26,27 +26,28 @@ def sanitise_tag(text: str) -> str:
     return tag[:MAX_TAG]
 
 
-def check_tag(tag: str, *, name: str) -> str:
+def check_tag(tag: str) -> str:
     """A user-written tag is used as written or rejected with the rule it breaks."""
     if not tag:
-        raise TagError(f"{name}: an empty tag is not allowed")
+        raise TagError("is an empty tag, which is not allowed")
     if len(tag) > MAX_TAG:
-        raise TagError(f"{name}: tag {tag[:40]!r}… is {len(tag)} characters; a tag is at most {MAX_TAG}")
+        raise TagError(f"is a tag of {len(tag)} characters ({tag[:40]!r}…); a tag is at most {MAX_TAG}")
     if not _TAG.match(tag):
-        raise TagError(f"{name}: tag {tag!r} is invalid; a tag starts with a letter, digit or `_` and "
+        raise TagError(f"is an invalid tag: {tag!r}; a tag starts with a letter, digit or `_` and "
                        "holds only letters, digits, `_`, `.` and `-`")
     return tag
 
 
 def check_sha(sha: str) -> str:
     if not _SHA.match(sha):
-        raise TagError(f"sha {sha!r} is not a commit id (7 to 64 lower-case hex characters)")
+        raise TagError(f"is not a commit id: {sha!r} (7 to 64 lower-case hex characters)")
     return sha
 
 
 @dataclass(frozen=True)
 class TagRules:
-    """Which tags a build gets: the full sha and `sha-<7>` always; the others by the run."""
+    """Which tags a build gets: the full sha and `sha-<7>` always; the others by the run. `sha` and
+    `extra` come checked (check_sha, check_tag)."""
 
     sha: str
     latest: bool = False
@@ -59,5 +60,5 @@ class TagRules:
             tags.append("latest")
         if self.run_id:
             tags.append(sanitise_tag(f"run-{self.run_id}"))
-        tags += [check_tag(tag, name="extra-tags") for tag in self.extra]
+        tags += self.extra  # checked as the input was read
         return list(dict.fromkeys(tags))

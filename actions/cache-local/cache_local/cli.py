@@ -150,8 +150,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    report = _store(args).prune(max_bytes=parse_size(args.max_size, name="--max-size"),
-                                         max_age=parse_duration(args.max_age, name="--max-age"),
+    report = _store(args).prune(max_bytes=parse_size(args.max_size),
+                                         max_age=parse_duration(args.max_age),
                                          dry_run=args.dry_run)
     verb = "would evict" if args.dry_run else "evicted"
     for eviction in report.evicted:

@@ -41,8 +41,11 @@ class Budget:
 
 
 def budget() -> Budget:
-    try:
-        return Budget(parse_size(runner.get_input("max-size", default=DEFAULT_MAX_SIZE), name="max-size"),
-                      parse_duration(runner.get_input("max-age", default=DEFAULT_MAX_AGE), name="max-age"))
-    except ValueError as exc:
-        raise runner.InputError(str(exc)) from exc
+    values = {}
+    for name, parse, default in (("max-size", parse_size, DEFAULT_MAX_SIZE),
+                                 ("max-age", parse_duration, DEFAULT_MAX_AGE)):
+        try:
+            values[name] = parse(runner.get_input(name, default=default))
+        except ValueError as exc:
+            raise runner.InputError(f"Input '{name}' {exc}") from exc
+    return Budget(values["max-size"], values["max-age"])

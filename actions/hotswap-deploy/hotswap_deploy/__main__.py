@@ -2,7 +2,6 @@
 
 import dataclasses
 import json
-import os
 
 from ci_actions import engine, runner
 from hotswap_deploy import inputs
@@ -35,12 +34,11 @@ def summary(report: DeployReport) -> str:
 def github_deployment(sha: str) -> tuple[GitHubDeployment | None, str]:
     token = runner.get_input("github-token")
     context = runner.run_context()
-    log_url = f"{context.repository_url}/actions/runs/{context.run_id}" if context.repository_url else ""
+    log_url = context.run_url
     if not token:
         return None, log_url
     runner.mask(token)
-    api = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
-    deployment = GitHubDeployment(token, context.repository, api)
+    deployment = GitHubDeployment(token, context.repository, context.api_url)
     try:
         deployment.start(sha, runner.get_input("environment", default="production"),
                          f"hotswap-deploy of {sha[:12]}", log_url)

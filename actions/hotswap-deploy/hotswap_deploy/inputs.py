@@ -17,16 +17,16 @@ from hotswap_deploy.rollback import rollback_request
 
 def check_guard() -> None:
     """Before anything else: untrusted events and refs never reach the production machine."""
-    trigger = runner.trigger()
+    context = runner.run_context()
     allowed = runner.get_multiline_input("allowed-refs")
     allow_untrusted = runner.get_boolean_input("allow-untrusted-events")
-    guard.check_event(trigger, allow_untrusted_events=allow_untrusted)
+    guard.check_event(context, allow_untrusted_events=allow_untrusted)
     if not allowed:
-        if not trigger.default_branch:
+        if not context.default_branch:
             raise guard.GuardError("allowed-refs is empty and the event does not say which branch is the "
                                    "default: set allowed-refs (e.g. refs/heads/main) to say who may deploy")
-        allowed = [f"refs/heads/{trigger.default_branch}"]
-    guard.check(trigger, allowed_refs=allowed, allow_untrusted_events=allow_untrusted)
+        allowed = [f"refs/heads/{context.default_branch}"]
+    guard.check(context, allowed_refs=allowed, allow_untrusted_events=allow_untrusted)
 
 
 def env_values() -> dict[str, str] | None:

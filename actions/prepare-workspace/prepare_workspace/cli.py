@@ -26,9 +26,9 @@ def request_of(args: argparse.Namespace) -> PrepareRequest:
     """The flags as a request; a malformed one is a WorkspaceError naming it (run_cli prints it)."""
     commands = commands_of(args)
     try:
-        retention = parse_duration(args.retention, name="--retention")
+        retention = parse_duration(args.retention)
     except ValueError as exc:
-        raise WorkspaceError(str(exc)) from exc
+        raise WorkspaceError(f"--retention {exc}") from exc
     return PrepareRequest(
         workspace=args.workspace.resolve(), package_dirs=args.package_dirs,
         install_command=list(commands.install), prod_layer=args.prod_layer,

@@ -18,9 +18,9 @@ def _directory(name: str, default: Path) -> Path:
 
 def request() -> PrepareRequest:
     try:
-        retention = parse_duration(runner.get_input("retention", default="1d"), name="retention")
+        retention = parse_duration(runner.get_input("retention", default="1d"))
     except ValueError as exc:
-        raise runner.InputError(str(exc)) from exc
+        raise runner.InputError(f"Input 'retention' {exc}") from exc
     context = runner.run_context()
     return PrepareRequest(
         workspace=runner.workspace(),
