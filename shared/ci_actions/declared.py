@@ -173,7 +173,8 @@ def add_flags(parser: argparse.ArgumentParser, inputs: Mapping[str, Input], name
             parser.add_argument(spec.option, dest=spec.dest, default=on, help=help_text,
                                 action=argparse.BooleanOptionalAction if on else "store_true")
             continue
-        parser.add_argument(spec.option, dest=spec.dest, metavar=spec.dest.upper(), help=help_text,
+        parser.add_argument(spec.option, dest=spec.dest, metavar=spec.option[2:].replace("-", "_").upper(),
+                            help=help_text,
                             action="append" if spec.many else "store", required=spec.required,
                             type=_flag_type(spec))
 
