@@ -11,7 +11,9 @@ as GIT_SHA, which /api/health reports):
     python -m ci_actions images build --compose-file docker-compose.yml \
         --compose-file docker-compose.prod.yml --project-name <unique> --sha <sha> --state-dir <tmp>
 
-Each round, side by side in one process, each strategy in its own fresh compose project:
+Each round, side by side in one process, each strategy in its own fresh compose project, whose Postgres
+and Redis are started first (as production keeps them) and whose every deploy runs the release's
+migrations (`--migrate-command node dist/migrate.js`: the first creates the schema):
 1. blue-green: a real nginx on free loopback ports (tests/support/nginx.py), `deploy run` of A (backend and
    frontend), then `deploy run` of B while a bounded load generator sends R requests/s (default 120) to the
    backend through nginx. Recorded: failed requests, the CLI's timings (per service `healthy_after`,
@@ -22,8 +24,8 @@ Each round, side by side in one process, each strategy in its own fresh compose 
 Every deploy is the CLI users run, timed around the whole command as well ("wall").
 
 Targets: blue-green drops no request, and per service start->switch <= start->healthy + 2 s. Exit status 1
-when one is missed. At the end every container and network of the bench's compose projects and every image
-it built (label io.ci-actions.project=<project>) are removed.
+when one is missed. At the end every container, network and volume of the bench's compose projects and
+every image it built (label io.ci-actions.project=<project>) are removed.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from docker.errors import APIError, ImageNotFound, NotFound  # noqa: E402
 
 from hotswap_deploy.proxy import Upstream  # noqa: E402
 from tests.support.example_app import ENV as APP_ENV  # noqa: E402
-from tests.support.example_app import built_app, compose_args  # noqa: E402
+from tests.support.example_app import MIGRATE, built_app, compose_args, start_data_services  # noqa: E402
 from tests.support.loadgen import LoadGenerator, LoadReport  # noqa: E402
 from tests.support.nginx import free_port, start_nginx  # noqa: E402
 
@@ -122,9 +124,10 @@ class Bench:
                         "--nginx-config", str(nginx.config), "--upstream-dir", str(nginx.upstream_dir),
                         "--health-url", "backend: http://localhost/api/health", "--health-match",
                         "backend: {sha}", "--health-url", "frontend: http://localhost/",
-                        "--health-interval", "0.25", "--health-timeout", "60",
+                        "--health-interval", "0.25", "--health-timeout", "60", "--migrate-command", MIGRATE,
                         "--watch-seconds", f"{self.watch:g}", "--state-dir", str(self.root / project)]
 
+            start_data_services(self.app, project)
             cli(*run_args(self.a))
             with self.load(nginx.url("backend", "/api/health")) as generator:
                 time.sleep(0.5)
@@ -146,9 +149,10 @@ class Bench:
                     "--images", json.dumps(self.refs[sha]), "--sha", sha, "--strategy", "recreate",
                     "--health-url", f"backend: http://127.0.0.1:{ports['backend']}/api/health",
                     "--health-url", f"frontend: http://127.0.0.1:{ports['frontend']}/",
-                    "--health-interval", "0.1", "--health-timeout", "60",
+                    "--health-interval", "0.1", "--health-timeout", "60", "--migrate-command", MIGRATE,
                     "--state-dir", str(self.root / project)]
 
+        start_data_services(self.app, project)
         cli(*run_args(self.a), env=env)
         with self.load(f"http://127.0.0.1:{ports['backend']}/api/health") as generator:
             time.sleep(0.5)
@@ -217,9 +221,9 @@ def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 def cleanup(client: docker.DockerClient, projects: list[str], image_project: str) -> None:
-    """The compose projects' containers and networks, then every image the bench built, by tag (or id
-    when untagged), forced."""
-    removed = {"containers": 0, "networks": 0, "images": 0}
+    """The compose projects' containers, networks and volumes (the database's), then every image the bench
+    built, by tag (or id when untagged), forced."""
+    removed = {"containers": 0, "networks": 0, "volumes": 0, "images": 0}
     for project in projects:
         mine = {"label": f"{COMPOSE_PROJECT_LABEL}={project}"}
         for container in client.containers.list(all=True, filters=mine):
@@ -230,6 +234,10 @@ def cleanup(client: docker.DockerClient, projects: list[str], image_project: str
             with contextlib.suppress(NotFound, APIError):
                 network.remove()
                 removed["networks"] += 1
+        for volume in client.volumes.list(filters=mine):
+            with contextlib.suppress(NotFound, APIError):
+                volume.remove(force=True)
+                removed["volumes"] += 1
     for image in client.images.list(filters={"label": f"{IMAGE_PROJECT_LABEL}={image_project}"}):
         for name in image.tags or [image.id]:
             with contextlib.suppress(ImageNotFound):

@@ -4,7 +4,7 @@ The engine and the base images come from the harness scripts; a test that needs 
 skips) with the command that fixes the machine:
 
     scripts/ensure-docker.sh        # starts dockerd when none answers, links the compose plugin
-    scripts/build-base-images.sh    # ci-actions/busybox:local and ci-actions/node:local, no registry
+    scripts/build-base-images.sh    # ci-actions/{busybox,node,postgres,redis}:local, no registry
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from docker.errors import DockerException, ImageNotFound
 
 BUSYBOX_IMAGE = "ci-actions/busybox:local"
 NODE_IMAGE = "ci-actions/node:local"
+POSTGRES_IMAGE = "ci-actions/postgres:local"
+REDIS_IMAGE = "ci-actions/redis:local"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -64,3 +66,9 @@ def busybox_image(docker_client: docker.DockerClient) -> str:
 def node_image(docker_client: docker.DockerClient) -> str:
     """The tag of the local Node runtime image (the machine's node + its libraries + npm)."""
     return _local_image(docker_client, NODE_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def service_images(docker_client: docker.DockerClient) -> tuple[str, str]:
+    """The local Postgres and Redis images the example app's data services run."""
+    return _local_image(docker_client, POSTGRES_IMAGE), _local_image(docker_client, REDIS_IMAGE)

@@ -1,9 +1,11 @@
 """The example app (examples/loyalty-app) end to end, as the pipeline demo runs it, with nothing mocked.
 
 A copy of the app gets `npm ci` in both package dirs, an offline `prisma generate`, the backend's
-typecheck, lint, unit tests and build, the frontend's the same, then `docker compose build` and
-`up` with the prod override on free loopback ports, from the local base images and with no registry.
-The health endpoint is read from the host; `down -v --rmi all` always runs (the image tags are unique to
+typecheck, lint, unit tests and build, the frontend's the same, then `docker compose build` and, with
+the prod override on free loopback ports, from the local base images and with no registry: Postgres and
+Redis up, the migrations in a one-off backend container (twice: the second applies nothing), then the
+whole stack `up --wait`. The API is read from the host, through the database and the Redis leaderboard;
+`down -v --rmi all` always runs (the database's named volume goes with -v; the image tags are unique to
 the run, so `--rmi all` removes only this run's images; `--rmi local` would keep them because the
 services name their images), and so does the removal of the untagged images this run's builds left.
 
@@ -102,6 +104,15 @@ def _get(url: str, within: float = 30.0) -> tuple[int, dict[str, str], bytes]:
             time.sleep(0.25)
 
 
+def _post(url: str, body: dict) -> dict:
+    """POST a JSON body from the host (no proxies); the JSON answer."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"content-type": "application/json"})
+    with opener.open(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
 @pytest.fixture(scope="module")
 def tools() -> dict[str, str]:
     """npm and the docker CLI with its compose plugin: the test fails (never skips) without them."""
@@ -190,6 +201,7 @@ def test_example_app_builds_tests_and_runs_in_containers(
     docker_client: docker.DockerClient,
     node_image: str,
     busybox_image: str,
+    service_images: tuple[str, str],
     app_copy: Path,
     compose: Compose,
 ) -> None:
@@ -245,17 +257,18 @@ def test_example_app_builds_tests_and_runs_in_containers(
         remove=True,
     ).decode()
     modules = set(listing.split())
-    assert {"@prisma", "client"} <= modules, listing
+    assert {"@prisma", "client", "adapter-pg", "pg", "ioredis"} <= modules, listing
     assert not modules & {"prisma", "typescript", "eslint"}, f"dev dependencies in the image:\n{listing}"
 
-    # The release's migration step, as a deploy runs it: a one-off container of the new image, no network.
-    migrate = docker_client.containers.run(
-        compose.env["BACKEND_IMAGE"],
-        ["npm", "run", "--silent", "db:migrate:deploy"],
-        network_mode="none",
-        remove=True,
-    ).decode()
-    assert "nothing to apply" in migrate, migrate
+    # Production's order: the data services first, then the release's migration step as a deploy runs
+    # it (a one-off container of the new image on the project's network), then the app.
+    phases.run("compose up --wait postgres redis", compose, "up", "-d", "--wait", "--wait-timeout", "90",
+               "postgres", "redis", timeout=150)  # fmt: skip
+    migrate = ["run", "--rm", "--no-deps", "-T", "backend", "npm", "run", "--silent", "db:migrate:deploy"]
+    out = phases.run("migrate (one-off container)", compose, *migrate)
+    assert "applied 20251110000000_init" in out, out
+    assert "applied 2 migration(s), 0 were applied before" in out, out
+    assert "nothing to apply: all 2 migration(s) are applied" in compose(*migrate)
 
     phases.run(
         "compose up --wait (healthy)", compose, "up", "-d", "--wait", "--wait-timeout", "90", timeout=150
@@ -269,6 +282,7 @@ def test_example_app_builds_tests_and_runs_in_containers(
         "status": "ok",
         "version": compose.env["APP_VERSION"],
         "commit": compose.env["GIT_SHA"],
+        "checks": {"database": "ok", "redis": "ok"},
     }
     _, _, rewards = _get(f"{backend_url}/api/rewards")
     assert [r["name"] for r in json.loads(rewards)["rewards"]] == [
@@ -276,6 +290,11 @@ def test_example_app_builds_tests_and_runs_in_containers(
         "Cinema ticket",
         "Weekend getaway",
     ]
+    # A write through Postgres, and the Redis leaderboard that ranks it.
+    earned = _post(f"{backend_url}/api/users/1/points", {"points": 50, "reason": "test order"})
+    assert earned["balance"] == 300
+    _, _, board = _get(f"{backend_url}/api/leaderboard?limit=1")
+    assert json.loads(board)["leaders"] == [{"rank": 1, "userId": 1, "name": "Demo Member", "points": 300}]
 
     status, headers, page = _get(f"{frontend_url}/")
     assert status == 200 and b'<script type="module"' in page
@@ -285,10 +304,16 @@ def test_example_app_builds_tests_and_runs_in_containers(
     _, _, config = _get(f"{frontend_url}/config.json")
     assert json.loads(config) == {"apiBase": backend_url}
 
-    # Ports are published on the loopback interface only.
+    # Ports are published on the loopback interface only; the data services publish none, and the
+    # database lives in the project's named volume.
     for service in ("backend", "frontend"):
         published = json.loads(compose("ps", "--format", "json", service).splitlines()[0])["Publishers"]
         assert {p["URL"] for p in published if p["PublishedPort"]} == {"127.0.0.1"}, published
+    for service in ("postgres", "redis"):
+        published = json.loads(compose("ps", "--format", "json", service).splitlines()[0])["Publishers"]
+        assert not any(p["PublishedPort"] for p in published), published
+    assert docker_client.volumes.get(f"{compose.project}_pgdata").attrs["Labels"][
+        "com.docker.compose.project"] == compose.project
 
     # docker stop sends SIGTERM to PID 1 (node; the frontend's entrypoint shell, which passes it on):
     # both exit 0, well before the kill timeout.

@@ -1,16 +1,26 @@
 """The example app (examples/loyalty-app) copied and built as a workspace: what the images are built
-from in the build-images and hotswap-deploy tests and benches. npm installs from its own cache."""
+from in the build-images and hotswap-deploy tests and benches. npm installs from its own cache.
+
+The backend keeps its data in Postgres and its leaderboard in Redis. As on the production host, those
+two run before any deploy and stay up across deploys (`start_data_services`); each deploy migrates
+first (`MIGRATE`, hotswap-deploy's migrate-command), and /api/health answers 200 only once the
+database has the release's newest migration."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 APP = Path(__file__).resolve().parents[2] / "examples" / "loyalty-app"
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.prod.yml")
+DATA_SERVICES = ("postgres", "redis")
+SERVICE_IMAGES = ("ci-actions/postgres:local", "ci-actions/redis:local")
+MIGRATE = "node dist/migrate.js"  # the backend image's `npm run db:migrate:deploy`
 ENV = {"PRISMA_SCHEMA_ENGINE_BINARY": "/bin/true", "CHECKPOINT_DISABLE": "1", "NO_UPDATE_NOTIFIER": "1",
        "NPM_CONFIG_UPDATE_NOTIFIER": "false"}
 
@@ -40,3 +50,32 @@ def built_app(dest: Path) -> Path:
 
 def compose_args(app: Path) -> list[str]:
     return [arg for name in COMPOSE_FILES for arg in ("--compose-file", str(app / name))]
+
+
+def compose_files(app: Path) -> list[str]:
+    """`-f` flags for `docker compose`, as compose_args gives `--compose-file` flags to the CLI."""
+    return [arg for name in COMPOSE_FILES for arg in ("-f", str(app / name))]
+
+
+def start_data_services(app: Path, project: str, env: dict[str, str] | None = None) -> None:
+    """Postgres and Redis of `project`, healthy: what production runs before its first deploy."""
+    argv = ["docker", "compose", "-p", project, *compose_files(app), "up", "-d", "--wait",
+            "--wait-timeout", "90", *DATA_SERVICES]
+    result = subprocess.run(argv, cwd=app, env={**os.environ, **ENV, **(env or {})}, capture_output=True,
+                            text=True, timeout=180, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"postgres/redis of {project} did not start (exit {result.returncode}):\n"
+                           f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+
+def build_release(app: Path, project: str, sha: str, state: Path) -> dict[str, str]:
+    """build-images' `images` ({service: ref}) for `sha`, as the pipeline's build job makes them; the
+    images carry the project's label (tests.support.production.remove_project removes them)."""
+    argv = [sys.executable, "-m", "ci_actions", "images", "build", *compose_args(app),
+            "--project-name", project, "--sha", sha, "--state-dir", str(state), "--keep", "10"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"images build of {sha[:12]} failed (exit {result.returncode}):\n"
+                           f"{result.stderr[-3000:]}")
+    return json.loads(result.stdout)["images"]
+

@@ -1,6 +1,7 @@
 """A stand-in production host for the example pipeline: a real nginx on 127.0.0.1 that owns the app's
 public ports, a compose project name and a release ledger, all torn down afterwards (containers,
-networks and the images build-images made for the project). Used by the pipeline test and the demo."""
+networks, volumes such as the database's, and the images build-images made for the project). Used by
+the pipeline test, the demo and the deploy tests."""
 
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ def remove_project(project: str) -> None:
         container.remove(force=True)
     for network in client.networks.list(filters=mine):
         network.remove()
+    for volume in client.volumes.list(filters=mine):
+        with contextlib.suppress(APIError):
+            volume.remove(force=True)
     for image in client.images.list(filters={"label": f"io.ci-actions.project={project}"}):
         for ref in image.tags or [image.id]:
             with contextlib.suppress(APIError):

@@ -22,7 +22,7 @@ export default defineConfig(
   },
   {
     // Tests read JSON responses loosely.
-    files: ["test/**/*.ts"],
+    files: ["test/**/*.ts", "test-integration/**/*.ts"],
     rules: { "@typescript-eslint/no-explicit-any": "off" },
   },
 );

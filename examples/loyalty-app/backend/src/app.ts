@@ -1,12 +1,20 @@
 // The HTTP API on plain node:http. Every response is JSON.
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import { HttpError, NotFoundError, ValidationError } from "./errors.js";
+import type { Leaderboard } from "./leaderboard.js";
 import type { LoyaltyStore } from "./store.js";
+
+export interface AppServices {
+  store: LoyaltyStore;
+  leaderboard: Leaderboard;
+}
 
 export interface AppInfo {
   version: string;
   commit: string;
   forceUnhealthy?: boolean;
+  /** What /api/health checks (default: the store and the leaderboard): name -> resolves when fine. */
+  checks?: Record<string, () => Promise<void>>;
   /** Origins allowed to call the API from a browser (CORS); "*" allows any. Empty: same origin only. */
   corsOrigins?: readonly string[];
   log?: (line: string) => void;
@@ -24,6 +32,7 @@ interface Route {
 
 const MAX_BODY_BYTES = 64 * 1024;
 const MAX_SLOW_MS = 10_000;
+const MAX_LEADERS = 100;
 
 function route(method: string, path: string, handler: Handler): Route {
   const keys: string[] = [];
@@ -88,42 +97,96 @@ function numberField(body: Record<string, unknown>, name: string): number {
   return value;
 }
 
-export function createApp(store: LoyaltyStore, info: AppInfo): RequestListener {
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Every check at once; "ok" or what went wrong, per check. */
+async function runChecks(checks: Record<string, () => Promise<void>>): Promise<[boolean, Record<string, string>]> {
+  const names = Object.keys(checks);
+  const results = await Promise.allSettled(names.map((name) => checks[name]!()));
+  const report: Record<string, string> = {};
+  let ok = true;
+  results.forEach((result, i) => {
+    ok &&= result.status === "fulfilled";
+    report[names[i]!] = result.status === "fulfilled" ? "ok" : errorText(result.reason);
+  });
+  return [ok, report];
+}
+
+export function createApp({ store, leaderboard }: AppServices, info: AppInfo): RequestListener {
+  const checks = info.checks ?? { database: () => store.check(), redis: () => leaderboard.check() };
   const routes: Route[] = [
-    route("GET", "/api/health", () => [
-      info.forceUnhealthy ? 503 : 200,
-      { status: info.forceUnhealthy ? "unhealthy" : "ok", version: info.version, commit: info.commit },
-    ]),
-    route("GET", "/api/rewards", () => [200, { rewards: store.listRewards() }]),
-    route("GET", "/api/users", () => [200, { users: store.listUsers() }]),
+    route("GET", "/api/health", async () => {
+      const [ok, report] = await runChecks(checks);
+      const healthy = ok && !info.forceUnhealthy;
+      return [
+        healthy ? 200 : 503,
+        { status: healthy ? "ok" : "unhealthy", version: info.version, commit: info.commit, checks: report },
+      ];
+    }),
+    route("GET", "/api/rewards", async () => [200, { rewards: await store.listRewards() }]),
+    route("POST", "/api/rewards", async ({ req }) => {
+      const body = await readJson(req);
+      const reward = await store.createReward({
+        name: stringField(body, "name"),
+        cost: numberField(body, "cost"),
+        stock: numberField(body, "stock"),
+      });
+      return [201, { reward }];
+    }),
+    route("GET", "/api/users", async () => [200, { users: await store.listUsers() }]),
     route("POST", "/api/users", async ({ req }) => {
       const body = await readJson(req);
-      const user = store.createUser({ email: stringField(body, "email"), name: stringField(body, "name") });
+      const user = await store.createUser({ email: stringField(body, "email"), name: stringField(body, "name") });
       return [201, { user, balance: 0 }];
     }),
-    route("GET", "/api/users/:userId", ({ params }) => {
+    route("GET", "/api/users/:userId", async ({ params }) => {
       const id = idParam(params, "userId");
-      return [200, { user: store.getUser(id), balance: store.balance(id) }];
+      const user = await store.getUser(id);
+      return [200, { user, balance: await store.balance(id) }];
     }),
-    route("GET", "/api/users/:userId/points", ({ params }) => {
+    route("GET", "/api/users/:userId/points", async ({ params }) => {
       const id = idParam(params, "userId");
-      return [200, { balance: store.balance(id), entries: store.entries(id) }];
+      const entries = await store.entries(id);
+      return [200, { balance: entries.reduce((sum, e) => sum + e.delta, 0), entries }];
     }),
     route("POST", "/api/users/:userId/points", async ({ req, params }) => {
       const id = idParam(params, "userId");
       const body = await readJson(req);
-      const entry = store.earn(id, numberField(body, "points"), stringField(body, "reason"));
-      return [201, { entry, balance: store.balance(id) }];
+      const entry = await store.earn(id, numberField(body, "points"), stringField(body, "reason"));
+      // The earn is committed: a leaderboard failure must not turn it into an error the client retries.
+      // The board takes absolute totals, so the member's next earn (or a rebuild) repairs it.
+      try {
+        await leaderboard.record(id, await store.earned(id));
+      } catch (err) {
+        info.log?.(`leaderboard not updated for user ${id}: ${errorText(err)}`);
+      }
+      return [201, { entry, balance: await store.balance(id) }];
     }),
-    route("GET", "/api/users/:userId/redemptions", ({ params }) => {
+    route("GET", "/api/users/:userId/redemptions", async ({ params }) => {
       const id = idParam(params, "userId");
-      return [200, { redemptions: store.redemptionsOf(id) }];
+      return [200, { redemptions: await store.redemptionsOf(id) }];
     }),
     route("POST", "/api/users/:userId/redemptions", async ({ req, params }) => {
       const id = idParam(params, "userId");
       const body = await readJson(req);
-      const redemption = store.redeem(id, numberField(body, "rewardId"));
-      return [201, { redemption, balance: store.balance(id) }];
+      const redemption = await store.redeem(id, numberField(body, "rewardId"));
+      return [201, { redemption, balance: await store.balance(id) }];
+    }),
+    // Members by points earned in all (Redis), highest first: ?limit=1..100 (default 10).
+    route("GET", "/api/leaderboard", async ({ url }) => {
+      const raw = url.searchParams.get("limit") ?? "10";
+      const limit = Number(raw);
+      if (!/^\d+$/.test(raw) || limit < 1 || limit > MAX_LEADERS) {
+        throw new ValidationError(`limit must be an integer between 1 and ${MAX_LEADERS}`);
+      }
+      const top = await leaderboard.top(limit, () => store.earnedTotals());
+      const names = new Map((await store.usersById(top.map((t) => t.userId))).map((u) => [u.id, u.name]));
+      const leaders = top
+        .filter((t) => names.has(t.userId))
+        .map((t, i) => ({ rank: i + 1, userId: t.userId, name: names.get(t.userId), points: t.points }));
+      return [200, { leaders }];
     }),
     // A request that takes `ms` milliseconds (max 10 s): lets deploy tests check draining on shutdown.
     route("GET", "/api/slow", async ({ url }) => {

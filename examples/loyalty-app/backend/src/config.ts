@@ -17,27 +17,52 @@ export interface Config {
   /** CORS_ORIGINS: comma-separated browser origins allowed to call the API ("*" for any). */
   corsOrigins: string[];
   logRequests: boolean;
+  /** DATA_STORE: "postgres" (the default: DATABASE_URL + REDIS_URL) or "memory" (no services; demo data). */
+  dataStore: "postgres" | "memory";
+  /** DATABASE_URL: postgres://user:password@host:port/db (required for the postgres store). */
+  databaseUrl: string;
+  /** REDIS_URL: redis://host:port (required for the postgres store: the leaderboard lives there). */
+  redisUrl: string;
+  /** REDIS_KEY_PREFIX: prepended to every Redis key (default "loyalty:"). */
+  redisKeyPrefix: string;
+  /** DB_POOL_SIZE: connections in the Postgres pool. */
+  dbPoolSize: number;
 }
 
 const PACKAGE_NAME = "loyalty-app-backend";
 
-/** The version in this app's package.json, found by walking up from the compiled module. */
-export function packageVersion(start: string = dirname(fileURLToPath(import.meta.url))): string {
+/** This app's root: the nearest folder above `start` whose package.json is this package's. */
+export function appRoot(start: string = dirname(fileURLToPath(import.meta.url))): string | undefined {
   let dir = start;
   for (;;) {
     const candidate = join(dir, "package.json");
     if (existsSync(candidate)) {
       try {
-        const pkg = JSON.parse(readFileSync(candidate, "utf8")) as { name?: string; version?: string };
-        if (pkg.name === PACKAGE_NAME && typeof pkg.version === "string") return pkg.version;
+        const pkg = JSON.parse(readFileSync(candidate, "utf8")) as { name?: string };
+        if (pkg.name === PACKAGE_NAME) return dir;
       } catch {
         // not ours or unreadable: keep walking up
       }
     }
     const parent = dirname(dir);
-    if (parent === dir) return "0.0.0";
+    if (parent === dir) return undefined;
     dir = parent;
   }
+}
+
+/** The version in this app's package.json, found by walking up from the compiled module. */
+export function packageVersion(start: string = dirname(fileURLToPath(import.meta.url))): string {
+  const root = appRoot(start);
+  if (root === undefined) return "0.0.0";
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version?: unknown };
+  return typeof pkg.version === "string" ? pkg.version : "0.0.0";
+}
+
+/** The committed migrations (prisma/migrations in the app root; MIGRATIONS_DIR overrides). */
+export function migrationsDir(env: NodeJS.ProcessEnv = process.env): string {
+  const given = env.MIGRATIONS_DIR?.trim();
+  if (given) return given;
+  return join(appRoot() ?? process.cwd(), "prisma", "migrations");
 }
 
 function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -54,7 +79,33 @@ function flag(env: NodeJS.ProcessEnv, name: string): boolean {
   return ["1", "true", "yes", "on"].includes((env[name] ?? "").trim().toLowerCase());
 }
 
+function urlFrom(env: NodeJS.ProcessEnv, name: string, schemes: readonly string[], required: boolean): string {
+  const raw = env[name]?.trim() ?? "";
+  if (raw === "") {
+    if (required) throw new Error(`${name} is not set: give a ${schemes[0]}//... URL (or DATA_STORE=memory)`);
+    return "";
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error(`${name} is not a URL (expected ${schemes.join(" or ")}//host:port/...)`);
+  }
+  if (!schemes.includes(url.protocol)) {
+    throw new Error(`${name} must start with ${schemes.join(" or ")}//, not ${url.protocol}//`);
+  }
+  return raw;
+}
+
+function dataStoreFrom(env: NodeJS.ProcessEnv): Config["dataStore"] {
+  const raw = env.DATA_STORE?.trim().toLowerCase() || "postgres";
+  if (raw !== "postgres" && raw !== "memory") throw new Error(`DATA_STORE must be postgres or memory, got '${env.DATA_STORE}'`);
+  return raw;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const dataStore = dataStoreFrom(env);
+  const needed = dataStore === "postgres";
   return {
     host: env.HOST?.trim() || "0.0.0.0",
     port: intFrom(env, "PORT", 3000, 0, 65535),
@@ -68,5 +119,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .map((o) => o.trim().replace(/\/+$/, ""))
       .filter((o) => o !== ""),
     logRequests: !flag(env, "QUIET"),
+    dataStore,
+    databaseUrl: urlFrom(env, "DATABASE_URL", ["postgres:", "postgresql:"], needed),
+    redisUrl: urlFrom(env, "REDIS_URL", ["redis:", "rediss:"], needed),
+    redisKeyPrefix: env.REDIS_KEY_PREFIX ?? "loyalty:",
+    dbPoolSize: intFrom(env, "DB_POOL_SIZE", 10, 1, 100),
   };
 }

@@ -2,8 +2,8 @@
 import { createServer } from "node:http";
 import { createApp } from "./app.js";
 import { loadConfig } from "./config.js";
+import { createServices } from "./services.js";
 import { closeGracefully } from "./shutdown.js";
-import { seededStore } from "./store.js";
 
 const log = (line: string): void => {
   process.stdout.write(`${new Date().toISOString()} ${line}\n`);
@@ -17,8 +17,9 @@ try {
   process.exit(2);
 }
 
+const services = await createServices(config, log);
 const server = createServer(
-  createApp(seededStore(), {
+  createApp(services, {
     version: config.version,
     commit: config.commit,
     forceUnhealthy: config.forceUnhealthy,
@@ -36,7 +37,7 @@ server.on("error", (err) => {
 server.listen(config.port, config.host, () => {
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.port;
-  log(`listening on http://${config.host}:${port} (version ${config.version}, commit ${config.commit})`);
+  log(`listening on http://${config.host}:${port} (version ${config.version}, commit ${config.commit}; data: ${services.describe})`);
   if (config.crashAfterMs > 0) {
     setTimeout(() => {
       log(`crashing on purpose (CRASH_AFTER_MS=${config.crashAfterMs})`);
@@ -51,7 +52,8 @@ const stop = (signal: NodeJS.Signals): void => {
   stopping = true;
   log(`${signal} received: draining (up to ${config.shutdownTimeoutMs} ms)`);
   closeGracefully(server, config.shutdownTimeoutMs).then(
-    ({ graceful }) => {
+    async ({ graceful }) => {
+      await services.close();
       log(graceful ? "stopped" : "stopped after the drain timeout: open requests were cut");
       process.exit(graceful ? 0 : 1);
     },

@@ -1,29 +1,60 @@
-// In-memory loyalty store. Rows have exactly the shapes of the Prisma models (generated types), so a
-// database-backed store can replace this one without touching the API layer.
+// The loyalty store: what the API needs from its data, and an in-memory implementation of it.
+//
+// Production keeps the data in Postgres (src/prisma-store.ts, through Prisma's client). The in-memory
+// store applies the same rules (src/domain.ts) to rows of the same Prisma model types; it serves the unit
+// tests and `DATA_STORE=memory`, so the API runs and is tested without any service.
 import type { PointsLedger, Redemption, Reward, User } from "./generated/prisma/client.js";
 import { LedgerKind } from "./generated/prisma/enums.js";
-import { ConflictError, NotFoundError, ValidationError } from "./errors.js";
+import {
+  checkEarn,
+  checkNewReward,
+  checkNewUser,
+  DEMO_MEMBER,
+  DEMO_REWARDS,
+  outOfStock,
+  tooFewPoints,
+  type NewReward,
+  type NewUser,
+} from "./domain.js";
+import { ConflictError, NotFoundError } from "./errors.js";
+
+export type { NewReward, NewUser } from "./domain.js";
 
 export interface UserSummary {
   user: User;
   balance: number;
 }
 
-export interface NewUser {
-  email: string;
-  name: string;
+/** Points a member earned in all (EARN entries only): what the leaderboard ranks. */
+export interface EarnedTotal {
+  userId: number;
+  earned: number;
 }
 
-export interface NewReward {
-  name: string;
-  cost: number;
-  stock: number;
+export interface LoyaltyStore {
+  createUser(input: NewUser): Promise<User>;
+  getUser(id: number): Promise<User>;
+  /** The users of these ids that exist (any order). */
+  usersById(ids: readonly number[]): Promise<User[]>;
+  listUsers(): Promise<UserSummary[]>;
+  balance(userId: number): Promise<number>;
+  entries(userId: number): Promise<PointsLedger[]>;
+  earn(userId: number, points: number, reason: string): Promise<PointsLedger>;
+  /** The member's lifetime earned points. */
+  earned(userId: number): Promise<number>;
+  /** Every member's lifetime earned points (members who earned nothing are left out). */
+  earnedTotals(): Promise<EarnedTotal[]>;
+  createReward(input: NewReward): Promise<Reward>;
+  listRewards(): Promise<Reward[]>;
+  /** Spend points on a reward: checks stock and balance, then writes the redemption and a REDEEM entry. */
+  redeem(userId: number, rewardId: number): Promise<Redemption>;
+  redemptionsOf(userId: number): Promise<Redemption[]>;
+  /** Resolves when the store can serve this release; rejects with the reason otherwise. */
+  check(): Promise<void>;
+  close(): Promise<void>;
 }
 
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
-const MAX_POINTS_PER_ENTRY = 1_000_000;
-
-export class LoyaltyStore {
+export class MemoryStore implements LoyaltyStore {
   private readonly users = new Map<number, User>();
   private readonly ledger: PointsLedger[] = [];
   private readonly rewards = new Map<number, Reward>();
@@ -32,11 +63,8 @@ export class LoyaltyStore {
 
   constructor(private readonly now: () => Date = () => new Date()) {}
 
-  createUser(input: NewUser): User {
-    const email = input.email.trim().toLowerCase();
-    const name = input.name.trim();
-    if (!EMAIL.test(email)) throw new ValidationError(`invalid email '${input.email}'`);
-    if (name === "" || name.length > 100) throw new ValidationError("name must be 1-100 characters");
+  async createUser(input: NewUser): Promise<User> {
+    const { email, name } = checkNewUser(input);
     for (const existing of this.users.values()) {
       if (existing.email === email) throw new ConflictError(`a user with email '${email}' exists`);
     }
@@ -45,79 +73,91 @@ export class LoyaltyStore {
     return user;
   }
 
-  getUser(id: number): User {
+  async getUser(id: number): Promise<User> {
+    return this.user(id);
+  }
+
+  async usersById(ids: readonly number[]): Promise<User[]> {
+    return ids.flatMap((id) => this.users.get(id) ?? []);
+  }
+
+  async listUsers(): Promise<UserSummary[]> {
+    return [...this.users.values()].map((user) => ({ user, balance: this.sum(user.id) }));
+  }
+
+  async balance(userId: number): Promise<number> {
+    this.user(userId);
+    return this.sum(userId);
+  }
+
+  async entries(userId: number): Promise<PointsLedger[]> {
+    this.user(userId);
+    return this.ledger.filter((e) => e.userId === userId);
+  }
+
+  async earn(userId: number, points: number, reason: string): Promise<PointsLedger> {
+    this.user(userId);
+    return this.append(userId, points, LedgerKind.EARN, checkEarn(points, reason));
+  }
+
+  async earned(userId: number): Promise<number> {
+    this.user(userId);
+    return this.ledger.filter((e) => e.userId === userId && e.kind === LedgerKind.EARN).reduce((s, e) => s + e.delta, 0);
+  }
+
+  async earnedTotals(): Promise<EarnedTotal[]> {
+    const totals = new Map<number, number>();
+    for (const e of this.ledger) {
+      if (e.kind === LedgerKind.EARN) totals.set(e.userId, (totals.get(e.userId) ?? 0) + e.delta);
+    }
+    return [...totals].map(([userId, earned]) => ({ userId, earned }));
+  }
+
+  async createReward(input: NewReward): Promise<Reward> {
+    const { name, cost, stock } = checkNewReward(input);
+    for (const existing of this.rewards.values()) {
+      if (existing.name === name) throw new ConflictError(`a reward named '${name}' exists`);
+    }
+    const reward: Reward = { id: this.nextId.reward++, name, cost, stock, active: true };
+    this.rewards.set(reward.id, reward);
+    return reward;
+  }
+
+  async listRewards(): Promise<Reward[]> {
+    return [...this.rewards.values()].filter((r) => r.active);
+  }
+
+  async redeem(userId: number, rewardId: number): Promise<Redemption> {
+    this.user(userId);
+    const reward = this.rewards.get(rewardId);
+    if (reward === undefined || !reward.active) throw new NotFoundError(`reward ${rewardId} not found`);
+    if (reward.stock <= 0) throw new ConflictError(outOfStock(reward.name));
+    const balance = this.sum(userId);
+    if (balance < reward.cost) throw new ConflictError(tooFewPoints(balance, reward.name, reward.cost));
+    reward.stock -= 1;
+    this.append(userId, -reward.cost, LedgerKind.REDEEM, `redeemed '${reward.name}'`);
+    const redemption: Redemption = { id: this.nextId.redemption++, userId, rewardId, cost: reward.cost, createdAt: this.now() };
+    this.redemptions.push(redemption);
+    return redemption;
+  }
+
+  async redemptionsOf(userId: number): Promise<Redemption[]> {
+    this.user(userId);
+    return this.redemptions.filter((r) => r.userId === userId);
+  }
+
+  async check(): Promise<void> {}
+
+  async close(): Promise<void> {}
+
+  private user(id: number): User {
     const user = this.users.get(id);
     if (user === undefined) throw new NotFoundError(`user ${id} not found`);
     return user;
   }
 
-  listUsers(): UserSummary[] {
-    return [...this.users.values()].map((user) => ({ user, balance: this.balance(user.id) }));
-  }
-
-  balance(userId: number): number {
-    this.getUser(userId);
+  private sum(userId: number): number {
     return this.ledger.filter((e) => e.userId === userId).reduce((sum, e) => sum + e.delta, 0);
-  }
-
-  entries(userId: number): PointsLedger[] {
-    this.getUser(userId);
-    return this.ledger.filter((e) => e.userId === userId);
-  }
-
-  earn(userId: number, points: number, reason: string): PointsLedger {
-    this.getUser(userId);
-    if (!Number.isInteger(points) || points <= 0 || points > MAX_POINTS_PER_ENTRY) {
-      throw new ValidationError(`points must be an integer between 1 and ${MAX_POINTS_PER_ENTRY}`);
-    }
-    const why = reason.trim();
-    if (why === "" || why.length > 200) throw new ValidationError("reason must be 1-200 characters");
-    return this.append(userId, points, LedgerKind.EARN, why);
-  }
-
-  createReward(input: NewReward): Reward {
-    const name = input.name.trim();
-    if (name === "") throw new ValidationError("reward name must not be empty");
-    if (!Number.isInteger(input.cost) || input.cost <= 0) throw new ValidationError("cost must be a positive integer");
-    if (!Number.isInteger(input.stock) || input.stock < 0) throw new ValidationError("stock must be an integer >= 0");
-    for (const existing of this.rewards.values()) {
-      if (existing.name === name) throw new ConflictError(`a reward named '${name}' exists`);
-    }
-    const reward: Reward = { id: this.nextId.reward++, name, cost: input.cost, stock: input.stock, active: true };
-    this.rewards.set(reward.id, reward);
-    return reward;
-  }
-
-  listRewards(): Reward[] {
-    return [...this.rewards.values()].filter((r) => r.active);
-  }
-
-  /** Spend points on a reward: checks stock and balance, then writes the redemption and a REDEEM entry. */
-  redeem(userId: number, rewardId: number): Redemption {
-    this.getUser(userId);
-    const reward = this.rewards.get(rewardId);
-    if (reward === undefined || !reward.active) throw new NotFoundError(`reward ${rewardId} not found`);
-    if (reward.stock <= 0) throw new ConflictError(`reward '${reward.name}' is out of stock`);
-    const balance = this.balance(userId);
-    if (balance < reward.cost) {
-      throw new ConflictError(`not enough points: balance ${balance}, '${reward.name}' costs ${reward.cost}`);
-    }
-    reward.stock -= 1;
-    this.append(userId, -reward.cost, LedgerKind.REDEEM, `redeemed '${reward.name}'`);
-    const redemption: Redemption = {
-      id: this.nextId.redemption++,
-      userId,
-      rewardId,
-      cost: reward.cost,
-      createdAt: this.now(),
-    };
-    this.redemptions.push(redemption);
-    return redemption;
-  }
-
-  redemptionsOf(userId: number): Redemption[] {
-    this.getUser(userId);
-    return this.redemptions.filter((r) => r.userId === userId);
   }
 
   private append(userId: number, delta: number, kind: LedgerKind, reason: string): PointsLedger {
@@ -127,13 +167,11 @@ export class LoyaltyStore {
   }
 }
 
-/** A store with a demo catalogue and one demo member, as the server starts with. */
-export function seededStore(): LoyaltyStore {
-  const store = new LoyaltyStore();
-  store.createReward({ name: "Free coffee", cost: 100, stock: 50 });
-  store.createReward({ name: "Cinema ticket", cost: 450, stock: 20 });
-  store.createReward({ name: "Weekend getaway", cost: 5000, stock: 2 });
-  const demo = store.createUser({ email: "demo@example.com", name: "Demo Member" });
-  store.earn(demo.id, 250, "welcome bonus");
+/** An in-memory store with the demo catalogue and member that the demo-data migration gives a database. */
+export async function seededStore(): Promise<MemoryStore> {
+  const store = new MemoryStore();
+  for (const reward of DEMO_REWARDS) await store.createReward(reward);
+  const demo = await store.createUser(DEMO_MEMBER);
+  await store.earn(demo.id, DEMO_MEMBER.points, DEMO_MEMBER.reason);
   return store;
 }

@@ -9,7 +9,7 @@ const SERVER = fileURLToPath(new URL("../src/server.js", import.meta.url));
 
 async function start(env: Record<string, string> = {}): Promise<{ child: ChildProcess; base: string; output: () => string }> {
   const child = spawn(process.execPath, [SERVER], {
-    env: { ...process.env, HOST: "127.0.0.1", PORT: "0", APP_VERSION: "", GIT_SHA: "", ...env },
+    env: { ...process.env, HOST: "127.0.0.1", PORT: "0", APP_VERSION: "", GIT_SHA: "", DATA_STORE: "memory", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -32,7 +32,7 @@ describe("server.js", () => {
     const { child, base } = await start({ APP_VERSION: "1.2.3", GIT_SHA: "0123abc" });
     try {
       const body = await (await fetch(`${base}/api/health`)).json();
-      assert.deepEqual(body, { status: "ok", version: "1.2.3", commit: "0123abc" });
+      assert.deepEqual(body, { status: "ok", version: "1.2.3", commit: "0123abc", checks: { database: "ok", redis: "ok" } });
     } finally {
       child.kill("SIGKILL");
     }
@@ -62,5 +62,15 @@ describe("server.js", () => {
     const [code] = await once(child, "exit");
     assert.equal(code, 2);
     assert.match(err, /PORT must be an integer/);
+  });
+
+  it("exits 2 naming DATABASE_URL when the postgres store has no database", async () => {
+    const env = { ...process.env, DATA_STORE: "", DATABASE_URL: "", REDIS_URL: "redis://127.0.0.1:1" };
+    const child = spawn(process.execPath, [SERVER], { env, stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    child.stderr?.on("data", (d: Buffer) => (err += d.toString()));
+    const [code] = await once(child, "exit");
+    assert.equal(code, 2);
+    assert.match(err, /DATABASE_URL is not set/);
   });
 });

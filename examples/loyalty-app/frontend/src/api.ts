@@ -1,6 +1,6 @@
 // A small typed client for the backend API. The base URL is empty by default: the page and the API
 // share an origin (nginx routes /api to the backend; `npm run dev` proxies it, see vite.config.ts).
-import type { Health, LedgerEntry, Reward, User } from "./types.js";
+import type { Health, Leader, LedgerEntry, Reward, User } from "./types.js";
 
 export class ApiError extends Error {
   constructor(
@@ -64,6 +64,14 @@ export class Api {
 
   async rewards(): Promise<Reward[]> {
     return (await this.request<{ rewards: Reward[] }>("GET", "/api/rewards")).rewards;
+  }
+
+  signUp(email: string, name: string): Promise<{ user: User; balance: number }> {
+    return this.request("POST", "/api/users", { email, name });
+  }
+
+  async leaderboard(limit = 5): Promise<Leader[]> {
+    return (await this.request<{ leaders: Leader[] }>("GET", `/api/leaderboard?limit=${limit}`)).leaders;
   }
 
   member(userId: number): Promise<{ user: User; balance: number }> {

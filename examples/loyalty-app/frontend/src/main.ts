@@ -1,4 +1,4 @@
-// The page: API status, a member's balance and ledger, and the reward catalogue.
+// The page: API status, a member's balance and ledger, sign-up, the reward catalogue and the leaderboard.
 import "./style.css";
 import { Api, ApiError, apiBase } from "./api.js";
 import { availability, describeEntry, describeHealth, formatBalance, pointsToNextTier, tierFor } from "./format.js";
@@ -48,6 +48,15 @@ function renderRewards(): void {
       return item;
     }),
   );
+}
+
+async function showLeaders(): Promise<void> {
+  try {
+    const leaders = await api.leaderboard(5);
+    $("leaderboard").replaceChildren(...leaders.map((l) => element("li", `${l.name} — ${formatBalance(l.points)} earned`)));
+  } catch {
+    $("leaderboard").replaceChildren(element("li", "the leaderboard is unavailable", "error"));
+  }
 }
 
 async function showMember(userId: number): Promise<void> {
@@ -100,8 +109,23 @@ $("earn").addEventListener("submit", (event) => {
   const userId = currentUser;
   api
     .earn(userId, Number(data.get("points")), String(data.get("reason")))
-    .then(() => showMember(userId))
+    .then(() => Promise.all([showMember(userId), showLeaders()]))
     .then(() => say("Points added."))
+    .catch((err: unknown) => say(problem(err), true));
+});
+
+$("signup").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const form = event.target as HTMLFormElement;
+  const data = new FormData(form);
+  api
+    .signUp(String(data.get("email")), String(data.get("name")))
+    .then(async ({ user }) => {
+      form.reset();
+      ($("lookup").querySelector("input[name=userId]") as HTMLInputElement).value = String(user.id);
+      await showMember(user.id);
+      say(`Welcome, ${user.name}: you are member ${user.id}.`);
+    })
     .catch((err: unknown) => say(problem(err), true));
 });
 
@@ -111,7 +135,7 @@ async function start(): Promise<void> {
     $("status").textContent = describeHealth(await api.health());
     rewards = await api.rewards();
     renderRewards();
-    await showMember(1);
+    await Promise.all([showMember(1), showLeaders()]);
   } catch (err) {
     $("status").textContent = `API unavailable: ${problem(err)}`;
     $("status").className = "status error";

@@ -3,6 +3,15 @@ export interface Health {
   status: string;
   version: string;
   commit: string;
+  /** Each service the backend checks ("database", "redis"): "ok" or what is wrong. */
+  checks?: Record<string, string>;
+}
+
+export interface Leader {
+  rank: number;
+  userId: number;
+  name: string;
+  points: number;
 }
 
 export interface User {

@@ -26,6 +26,15 @@ describe("Api", () => {
     assert.equal(seen[0]?.[1]?.body, '{"rewardId":1}');
   });
 
+  it("signs up and reads the leaderboard", async () => {
+    const seen: Array<[string, RequestInit | undefined]> = [];
+    const api = new Api("", fakeFetch(201, '{"user":{"id":7},"balance":0,"leaders":[{"rank":1}]}', seen));
+    assert.equal((await api.signUp("a@b.test", "Ann")).user.id, 7);
+    assert.deepEqual([seen[0]?.[0], seen[0]?.[1]?.method, seen[0]?.[1]?.body], ["/api/users", "POST", '{"email":"a@b.test","name":"Ann"}']);
+    assert.deepEqual(await api.leaderboard(3), [{ rank: 1 }]);
+    assert.equal(seen[1]?.[0], "/api/leaderboard?limit=3");
+  });
+
   it("turns an error response into ApiError with the server's message", async () => {
     const api = new Api("", fakeFetch(409, '{"error":"not enough points"}', []));
     await assert.rejects(api.redeem(1, 1), (err: unknown) => {
