@@ -1,10 +1,11 @@
 """The release ledger: what is live on this host, what a rollback may go back to, and what is in flight.
 
 build-images reads it (a prune never deletes what it names); hotswap-deploy writes it. One JSON-lines
-file per compose project, append-only: a deploy appends `started`, one `switched` per service, then
-`finished`. A crash leaves a release with no `finished` line, which is how the next deploy (or
-`deploy status`) knows to recover. Each line is written whole and fsynced under a lock; a torn last
-line (the writer died mid-write) is ignored on read. The format is documented in docs/release-ledger.md.
+file per compose project, append-only: a deploy appends `started` (with its operations, opaque here),
+one `done` per operation as it completes, then `finished`. A crash leaves a release with no `finished`
+line; its `done` lines say how far it got, so the next deploy (or `deploy status`) can replay its
+operations' inverses. Each line is written whole and fsynced under a lock; a torn last line (the writer
+died mid-write) is ignored on read. The format is documented in docs/release-ledger.md.
 """
 
 from __future__ import annotations
@@ -62,15 +63,13 @@ class Release:
     sha: str
     kind: str
     images: dict[str, Image]
-    previous: str | None
     run: str
     actor: str
     started_at: str
-    switched: list[str] = field(default_factory=list)
+    operations: list[dict] = field(default_factory=list)  # the deploy's plan, as its writer encoded it
+    done: list[int] = field(default_factory=list)  # indexes into `operations`, in completion order
     outcome: str | None = None
     reason: str = ""
-    finished_at: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
     rollback_targets: list[str] = field(default_factory=list)
 
     @property
@@ -141,17 +140,18 @@ class Ledger:
     def start(self, release: Release) -> None:
         self.append({"type": "started", "release": release.id, "sha": release.sha, "kind": release.kind,
                      "images": {s: {"ref": i.ref, "id": i.id} for s, i in release.images.items()},
-                     "previous": release.previous, "run": release.run, "actor": release.actor})
+                     "operations": release.operations, "run": release.run, "actor": release.actor})
 
-    def switched(self, release: Release, service: str) -> None:
-        self.append({"type": "switched", "release": release.id, "service": service})
+    def done(self, release: Release, index: int) -> None:
+        """Operation `index` of the release's `operations` completed."""
+        self.append({"type": "done", "release": release.id, "op": index})
 
     def finish(self, release: Release, outcome: str, *, reason: str = "",
-               timings: dict[str, float] | None = None, rollback_targets: list[str] | None = None) -> None:
+               rollback_targets: list[str] | None = None) -> None:
         if outcome not in OUTCOMES:
             raise LedgerError(f"unknown outcome {outcome!r}")
         self.append({"type": "finished", "release": release.id, "outcome": outcome, "reason": reason,
-                     "timings": timings or {}, "rollback_targets": rollback_targets or []})
+                     "rollback_targets": rollback_targets or []})
 
 
 class _BadEvent(ValueError):
@@ -182,24 +182,38 @@ def _images(event: dict) -> dict[str, Image]:
     return images
 
 
+def _operations(event: dict) -> list[dict]:
+    """A started line's operations; a line written before operations were recorded has none."""
+    operations = _get(event, "operations", list, [])
+    if not all(isinstance(op, dict) for op in operations):
+        raise _bad(event, "whose 'operations' are not objects")
+    return operations
+
+
+def _done(event: dict, release: Release) -> int:
+    index = _get(event, "op", int)
+    if isinstance(index, bool) or not 0 <= index < len(release.operations):
+        raise _bad(event, f"whose 'op' {index!r} is not one of release {release.id}'s operations")
+    return index
+
+
 def fold(events: list[dict]) -> list[Release]:
-    """Releases in the order they started, each with its switches and outcome applied. A line of the
-    format whose fields are missing or mistyped raises `_BadEvent` with its `_line`."""
+    """Releases in the order they started, each with its completed operations and outcome applied.
+    Events of other types (an earlier writer's `switched`) are ignored. A line of the format whose
+    fields are missing or mistyped raises `_BadEvent` with its `_line`."""
     releases: dict[str, Release] = {}
     for event in events:
         kind, release_id = event.get("type"), event.get("release")
         if kind == "started":
             release_id = _get(event, "release", str)
-            previous = event.get("previous")
             releases[release_id] = Release(
                 id=release_id, sha=_get(event, "sha", str), kind=_get(event, "kind", str, "deploy"),
-                images=_images(event), previous=previous if isinstance(previous, str) else None,
-                run=_get(event, "run", str, ""), actor=_get(event, "actor", str, ""),
-                started_at=_get(event, "at", str))
+                images=_images(event), run=_get(event, "run", str, ""), actor=_get(event, "actor", str, ""),
+                started_at=_get(event, "at", str), operations=_operations(event))
         elif isinstance(release_id, str) and release_id in releases:
             release = releases[release_id]
-            if kind == "switched":
-                release.switched.append(_get(event, "service", str))
+            if kind == "done":
+                release.done.append(_done(event, release))
             elif kind == "finished":
                 outcome = _get(event, "outcome", str)
                 if outcome not in OUTCOMES:
@@ -208,8 +222,6 @@ def fold(events: list[dict]) -> list[Release]:
                 if not all(isinstance(t, str) for t in targets):
                     raise _bad(event, "whose 'rollback_targets' are not release ids")
                 release.outcome, release.reason = outcome, _get(event, "reason", str, "")
-                release.finished_at = _get(event, "at", str)
-                release.timings = _get(event, "timings", dict, {})
                 release.rollback_targets = targets
     return list(releases.values())
 

@@ -29,13 +29,14 @@ from pathlib import Path
 
 import docker
 import pytest
-from docker.errors import ImageNotFound
+from docker.errors import ImageNotFound, NotFound
+from filelock import FileLock
 
 from build_images.plan import PROJECT_LABEL, REVISION_LABEL
 from ci_actions import ledger
 from ci_actions.compose import Compose
 from hotswap_deploy import envfile
-from hotswap_deploy.proxy import Upstream
+from hotswap_deploy.proxy import NginxProxy, Upstream
 from tests.support.example_app import built_app, compose_args
 from tests.support.loadgen import LoadGenerator
 from tests.support.nginx import NginxServer, free_port, private_nginx, start_private
@@ -127,6 +128,24 @@ def site(images, nginx_factory, tmp_path, docker_client):
     remove_project(project)
 
 
+def done(release: ledger.Release) -> list[dict]:
+    """The operations the ledger records as completed, in order."""
+    return [release.operations[index] for index in release.done]
+
+
+def switched(release: ledger.Release, service: str, *, backup: bool = True) -> bool:
+    """Whether the ledger records `service`'s switch (with the old containers as backup, or without)."""
+    return any(op["op"] == "switch" and op["service"] == service and op["backup"] == backup
+               for op in done(release))
+
+
+def done_at(book: ledger.Ledger, release: ledger.Release, op: dict) -> float:
+    """When the ledger recorded `op` of `release` as done (seconds since the epoch)."""
+    index = release.operations.index(op)
+    return next(datetime.fromisoformat(e["at"]).timestamp() for e in book.events()
+                if e["type"] == "done" and e["release"] == release.id and e["op"] == index)
+
+
 def load(site: Site) -> LoadGenerator:
     return LoadGenerator(site.nginx.url("backend", "/api/health"), rate=RATE, max_seconds=240)
 
@@ -188,9 +207,18 @@ def test_crash_inside_the_watch_window_rolls_back_and_drops_nothing(site, docker
     assert "crashing on purpose" in result.stderr  # the log tail of the crashed container
     assert report.failed == 0, report.summary()
     assert site.live_commit() == B
-    timings = site.releases()[-1].timings
-    print(f"\ncrash in watch: {report.summary()}; timings {timings}")
-    assert timings["rolled_back"] - timings["watch_started"] <= 10 + 2
+    book = ledger.Ledger(site.state, site.project)
+    release = site.releases()[-1]
+    watch = next(op for op in release.operations if op["op"] == "watch")
+    assert watch not in done(release) and release.outcome == "rolled-back"
+    last_switch = done(release)[-1]  # the watch began once the frontend was switched in
+    assert last_switch == next(op for op in release.operations if op["op"] == "switch"
+                               and op["service"] == "frontend")
+    finished = next(datetime.fromisoformat(e["at"]).timestamp() for e in book.events()
+                    if e["type"] == "finished" and e["release"] == release.id)
+    after = finished - done_at(book, release, last_switch)
+    print(f"\ncrash in watch: {report.summary()}; rolled back {after:.2f} s after the watch began")
+    assert after <= 10 + 2
 
 
 def test_failed_migration_aborts_before_any_switch(site, docker_client):
@@ -208,11 +236,30 @@ def test_failed_migration_aborts_before_any_switch(site, docker_client):
     assert last.outcome == "aborted" and "failing on purpose (MIGRATE_FAIL is set)" in last.reason
 
 
-def test_dry_run_prints_the_commit_read_from_the_images(site):
-    result = cli(*site.run_args(B), "--dry-run")
+def test_dry_run_prints_the_whole_plan_with_the_commit_read_from_the_images(site):
+    result = cli(*site.run_args(B, "--migrate-command", "node dist/migrate.js", "--watch-seconds", "5"),
+                 "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert f"of {site.project} at {B} (blue-green)" in result.stdout.splitlines()[0]
+    lines = result.stdout.splitlines()
+    assert f"of {site.project} at {B} (blue-green)" in lines[0]
+    kinds = [" ".join(line.split(". ", 1)[1].split(":")[0].split()[:2]) for line in lines[1:]]
+    assert kinds == ["migrate", "start-beside backend", "wait-healthy backend", "switch backend",
+                     "start-beside frontend", "wait-healthy frontend", "switch frontend", "watch 5",
+                     "switch backend", "switch frontend", "retire backend", "retire frontend"]
+    # each switch prints exactly what the CLI's NginxProxy.switch runs (`--nginx` defaults to nginx)
+    commands = "; ".join(NginxProxy(site.nginx.config, site.nginx.upstream_dir, site.project).plan("backend")
+                         .describe())
+    assert f"write {site.nginx.upstream_dir}/{site.project}-backend.conf; " in commands
+    assert sum(commands in line for line in lines) == 2
     assert site.releases() == []
+
+
+def test_dry_run_refuses_blue_green_without_a_proxy(site):
+    args = site.run_args(B)
+    at = args.index("--nginx-config")
+    del args[at:at + 4]
+    result = cli(*args, "--dry-run")
+    assert result.returncode == 1 and "blue-green needs a proxy" in result.stderr
 
 
 def test_manual_rollback_to_the_release_before_last_drops_nothing(site):
@@ -264,7 +311,7 @@ def test_a_deploy_killed_mid_switch_is_recovered_by_status(site, docker_client):
                                  *site.run_args(C, "--watch-seconds", "60")],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
-        while not any("backend" in r.switched for r in site.releases() if r.sha == C):
+        while not any(switched(r, "backend") for r in site.releases() if r.sha == C):
             assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
             time.sleep(0.1)
         time.sleep(0.5)
@@ -297,20 +344,30 @@ def test_a_stopped_old_container_is_removed_not_restarted_by_the_next_deploy(sit
 
 
 def test_a_deploy_killed_while_retiring_is_recovered_forward_and_leaves_nothing_exited(site, docker_client):
+    """Killed once the ledger says the release went live (every switch done): the test holds the
+    ledger's lock while it looks, so the deploy cannot get further than retiring, then stops what is
+    left of the old containers, as a retire killed between stop and remove leaves them."""
     live_site(site, B)
     old = [c for service in ("backend", "frontend") for c in site.containers(docker_client, service)]
+    book = ledger.Ledger(site.state, site.project)
     with load(site) as generator:
-        argv = [sys.executable, "-m", "ci_actions", *site.run_args(C, "--watch-seconds", "60")]
+        argv = [sys.executable, "-m", "ci_actions", *site.run_args(C, "--watch-seconds", "1")]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
-        while not any(len(r.switched) == 2 for r in site.releases() if r.sha == C):
+        while True:
+            with FileLock(book.directory / "ledger.lock"):
+                release = next((r for r in site.releases() if r.sha == C), None)
+                if release and switched(release, "frontend", backup=False):
+                    assert release.in_flight
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    break
             assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
-            time.sleep(0.1)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        for container in old:  # what a retire killed between stop and remove leaves behind
-            container.stop(timeout=1)
-        status = cli("deploy", "status", "--project", site.project, "--state-dir", str(site.state))
+            time.sleep(0.02)
+        for container in old:
+            with contextlib.suppress(NotFound):
+                container.stop(timeout=1)
+    status = cli("deploy", "status", "--project", site.project, "--state-dir", str(site.state))
     report = generator.stop()
     assert status.returncode == 0, status.stderr
     assert "after its new containers were switched in; they had passed their health checks and stay live" \
@@ -319,6 +376,7 @@ def test_a_deploy_killed_while_retiring_is_recovered_forward_and_leaves_nothing_
     assert site.live_commit() == C
     release = site.releases()[-1]
     assert (release.sha, release.outcome) == (C, "live") and release.rollback_targets
+    assert [op["op"] for op in done(release)[-2:]] == ["retire", "retire"]  # finished by the recovery
     for service in ("backend", "frontend"):
         [kept] = site.containers(docker_client, service)
         assert kept.labels["io.ci-actions.release"] == release.id and kept.status == "running"
@@ -452,9 +510,8 @@ def test_setup_then_a_first_deploy_from_zero_containers_fails_nothing_once_it_an
     assert result.returncode == 0, result.stderr
     assert fresh.live_commit() == A
     release = fresh.releases()[-1]
-    switched = next(e["at"] for e in ledger.Ledger(fresh.state, fresh.project).events()
-                    if e["type"] == "switched" and e["release"] == release.id and e["service"] == "backend")
-    answered = datetime.fromisoformat(switched).timestamp() - began  # from here on nginx serves the app
+    switch = next(op for op in release.operations if op["op"] == "switch" and op["service"] == "backend")
+    answered = done_at(ledger.Ledger(fresh.state, fresh.project), release, switch) - began  # nginx serves it
     print(f"\nfirst deploy: {report.summary()}; the backend was switched in at {answered:.2f}s")
     assert all(status == 503 and "no release of" in error for _, status, error in report.failures)
     assert report.last_failure is None or report.last_failure < answered, report.summary()

@@ -220,7 +220,7 @@ def test_an_opted_in_untrusted_event_still_needs_an_allowed_ref():
 
 def release(rid: str, sha: str, outcome: str | None = LIVE, targets: tuple[str, ...] = ()) -> Release:
     return Release(id=rid, sha=sha, kind="deploy", images={"backend": Image(f"app:{sha}", f"id-{sha}")},
-                   previous=None, run="1", actor="me", started_at=f"2024-06-0{rid[-1]}T10:00:00.000+00:00",
+                   run="1", actor="me", started_at=f"2024-06-0{rid[-1]}T10:00:00.000+00:00",
                    outcome=outcome, rollback_targets=list(targets))
 
 

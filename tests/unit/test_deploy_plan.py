@@ -1,13 +1,32 @@
-"""hotswap-deploy's pure plan: images, container ports, grace periods, the compose override and argv."""
+"""hotswap-deploy's pure plan: images, container ports, grace periods, the compose override, argv, and
+the ordered operations (golden: what `--dry-run` prints), bound and recorded as the ledger keeps them."""
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
+from hotswap_deploy import operations
 from hotswap_deploy.containers import RELEASE_LABEL
 from hotswap_deploy.health import HealthCheck
+from hotswap_deploy.operations import (
+    Migrate,
+    Previous,
+    Recreate,
+    Retire,
+    StartBeside,
+    Switch,
+    WaitHealthy,
+    Watch,
+    live_from,
+    migrate_args,
+    recreate_args,
+    reversible,
+    start_args,
+)
 from hotswap_deploy.plan import (
     DeployPlan,
     PlanError,
@@ -18,8 +37,17 @@ from hotswap_deploy.plan import (
     stop_grace,
     with_sha,
 )
+from hotswap_deploy.proxy import SwitchPlan, Upstream
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+class Commands:
+    """A proxy as planning sees it: only what a switch would run."""
+
+    def plan(self, service: str) -> SwitchPlan:
+        return SwitchPlan(Path(f"/etc/nginx/ci-actions/shop-{service}.conf"),
+                          ["nginx", "-t", "-c", "/n.conf"], ["nginx", "-s", "reload", "-c", "/n.conf"])
 
 
 def model(**services: dict) -> dict:
@@ -42,7 +70,7 @@ def checks(*services: str, match: str = "") -> dict[str, HealthCheck]:
 
 def plan(strategy: str = "blue-green", services: tuple[str, ...] = ("backend", "frontend"), **kwargs):
     arguments = {"release_id": "rel-1", "sha": SHA, "strategy": strategy, "services": list(services),
-                 "images": {}, "health": checks(*services), **kwargs}
+                 "images": {}, "health": checks(*services), "proxy": Commands(), **kwargs}
     return plan_deploy(shop(), **arguments)
 
 
@@ -178,11 +206,11 @@ def test_override_scalars_are_json_quoted():
 
 
 def test_start_recreate_and_migrate_args():
-    deploy = plan("blue-green", migrate=("npx", "prisma", "migrate", "deploy"))
-    assert deploy.start_args("backend", 2) == ["up", "-d", "--no-deps", "--no-build", "--no-recreate",
-                                               "--scale", "backend=2", "backend"]
-    assert deploy.recreate_args("frontend") == ["up", "-d", "--no-deps", "--no-build", "frontend"]
-    assert deploy.migrate_args() == ["run", "--rm", "--no-deps", "-T", "backend", "npx", "prisma", "migrate",
+    assert start_args("backend", 2) == ["up", "-d", "--no-deps", "--no-build", "--no-recreate", "--scale",
+                                        "backend=2", "backend"]
+    assert recreate_args("frontend") == ["up", "-d", "--no-deps", "--no-build", "frontend"]
+    migrate = plan("blue-green", migrate=("npx", "prisma", "migrate", "deploy")).operations[0]
+    assert migrate_args(migrate) == ["run", "--rm", "--no-deps", "-T", "backend", "npx", "prisma", "migrate",
                                      "deploy"]
 
 
@@ -196,8 +224,125 @@ def test_plan_has_a_target_per_service_in_order():
     assert [(t.service, t.port, t.stop_grace) for t in deploy.targets] == [("backend", 3000, 15.0),
                                                                            ("frontend", 8080, 10.0)]
     assert all(t.health.body_match == SHA for t in deploy.targets)
-    assert deploy.watch_seconds == 5 and deploy.migrate == ()
-    assert any("watch 5 s" in line for line in deploy.describe())
+
+
+# the operations (golden)
+
+
+def test_blue_green_operations_in_order():
+    deploy = plan("blue-green", migrate=("npx", "prisma", "migrate", "deploy"), watch_seconds=30)
+    assert deploy.operations == [
+        Migrate("backend", ("npx", "prisma", "migrate", "deploy")),
+        StartBeside("backend"), WaitHealthy("backend"), Switch("backend", backup=True),
+        StartBeside("frontend"), WaitHealthy("frontend"), Switch("frontend", backup=True),
+        Watch(30.0),
+        Switch("backend", backup=False), Switch("frontend", backup=False),
+        Retire("backend", 15.0), Retire("frontend", 10.0)]
+    assert live_from(deploy.operations) == 10
+    assert [reversible(op) for op in deploy.operations] == [
+        False, True, False, True, True, False, True, False, True, True, False, False]
+
+
+def test_blue_green_without_a_watch_still_drops_the_backups_before_retiring():
+    kinds = [(op.kind, getattr(op, "service", "")) for op in plan("blue-green").operations]
+    assert kinds == [("start-beside", "backend"), ("wait-healthy", "backend"), ("switch", "backend"),
+                     ("start-beside", "frontend"), ("wait-healthy", "frontend"), ("switch", "frontend"),
+                     ("switch", "backend"), ("switch", "frontend"), ("retire", "backend"),
+                     ("retire", "frontend")]
+
+
+def test_recreate_operations_are_live_only_after_the_last():
+    deploy = plan("recreate", migrate=("migrate",))
+    assert deploy.operations == [Migrate("backend", ("migrate",)), Recreate("backend"), Recreate("frontend")]
+    assert live_from(deploy.operations) == 3
+    assert not reversible(Recreate("backend")) and reversible(Recreate("backend", Previous("app:1", "1")))
+
+
+GOLDEN_BLUE_GREEN = [
+    f"release rel-1 of shop at {SHA} (blue-green)",
+    "  1. migrate: docker compose run --rm --no-deps -T backend npx prisma migrate deploy; undo: none "
+    "(migrations stay)",
+    f"  2. start-beside backend: registry.local:5000/team/shop-api:{SHA} on 127.0.0.1::3000; docker compose "
+    "up -d --no-deps --no-build --no-recreate --scale 'backend=<running+1>' backend; undo: remove the new "
+    "container",
+    f"  3. wait-healthy backend: http://localhost/backend (200, body has '{SHA}') within 60 s, on the new "
+    "container's port",
+    "  4. switch backend to the new container, backup what served before: write "
+    "/etc/nginx/ci-actions/shop-backend.conf; nginx -t -c /n.conf; nginx -s reload -c /n.conf; undo: switch "
+    "back to what served before",
+    f"  5. start-beside frontend: shop-frontend:{SHA} on 127.0.0.1::8080; docker compose up -d --no-deps "
+    "--no-build --no-recreate --scale 'frontend=<running+1>' frontend; undo: remove the new container",
+    f"  6. wait-healthy frontend: http://localhost/frontend (200, body has '{SHA}') within 60 s, on the new "
+    "container's port",
+    "  7. switch frontend to the new container, backup what served before: write "
+    "/etc/nginx/ci-actions/shop-frontend.conf; nginx -t -c /n.conf; nginx -s reload -c /n.conf; undo: switch "
+    "back to what served before",
+    "  8. watch 30 s: every new container stays up and answers; the old ones are backup",
+    "  9. switch backend to the new container only: write /etc/nginx/ci-actions/shop-backend.conf; "
+    "nginx -t -c /n.conf; nginx -s reload -c /n.conf; undo: switch back to what served before",
+    "  10. switch frontend to the new container only: write /etc/nginx/ci-actions/shop-frontend.conf; "
+    "nginx -t -c /n.conf; nginx -s reload -c /n.conf; undo: switch back to what served before",
+    "  11. retire backend (live from here): stop the old containers (grace 15 s), remove them; undo: none",
+    "  12. retire frontend (live from here): stop the old containers (grace 10 s), remove them; undo: none",
+]
+
+
+def test_describe_is_the_whole_plan_proxy_switches_included():
+    deploy = plan("blue-green", migrate=("npx", "prisma", "migrate", "deploy"), watch_seconds=30,
+                  health=checks("backend", "frontend", match="{sha}"))
+    assert deploy.describe() == GOLDEN_BLUE_GREEN
+
+
+def test_describe_recreate():
+    assert plan("recreate", services=("frontend",)).describe() == [
+        f"release rel-1 of shop at {SHA} (recreate)",
+        f"  1. recreate frontend: shop-frontend:{SHA}; docker compose up -d --no-deps --no-build frontend; "
+        "then http://localhost/frontend (200) within 60 s; downtime measured; undo: recreate from the image "
+        "it ran before"]
+
+
+def test_bound_gives_the_inverses_what_served_before():
+    before = Upstream(["127.0.0.1:4001"], [])
+    deploy = plan("blue-green").bound({"backend": before, "frontend": None}, {})
+    switches = [op for op in deploy.operations if isinstance(op, Switch)]
+    assert [op.restore for op in switches] == [before, None, before, None]
+    recreate = plan("recreate").bound({}, {"backend": Previous("app:old", "a" * 40), "frontend": None})
+    assert [op.back_to for op in recreate.operations] == [Previous("app:old", "a" * 40), None]
+
+
+def test_every_operation_round_trips_through_the_ledgers_json():
+    recorded = [Migrate("backend", ("node", "migrate.js")), StartBeside("backend"), WaitHealthy("backend"),
+                Switch("backend", True, Upstream(["127.0.0.1:1"], ["127.0.0.1:2"])), Switch("web", False),
+                Watch(2.5), Retire("backend", 0.5), Recreate("backend", Previous("app:a", "")),
+                Recreate("web")]
+    as_json = json.loads(json.dumps([operations.to_json(op) for op in recorded]))
+    assert as_json[3] == {"op": "switch", "service": "backend", "backup": True,
+                          "restore": {"primary": ["127.0.0.1:1"], "backup": ["127.0.0.1:2"]}}
+    assert [operations.from_json(op) for op in as_json] == recorded
+
+
+def test_switch_commands_are_printed_not_recorded():
+    switch = next(op for op in plan("blue-green").operations if isinstance(op, Switch))
+    assert switch.commands is not None and "commands" not in operations.to_json(switch)
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    ({"op": "rm -rf"}, "'rm -rf' is not an operation"),
+    ([], "None is not an operation"),
+    ({"op": "retire", "service": "web"}, "a retire has no 'grace'"),
+    ({"op": "retire", "service": 7, "grace": 1}, "the 'service' of a retire is not a string"),
+    ({"op": "watch", "seconds": True}, "the 'seconds' of a watch is not a number of seconds"),
+    ({"op": "migrate", "service": "b", "command": "rm"},
+     "the 'command' of a migrate is not a list of strings"),
+    ({"op": "switch", "service": "b", "backup": "yes"}, "the 'backup' of a switch is not true or false"),
+    ({"op": "switch", "service": "b", "backup": True, "restore": {"primary": ["x;y"], "backup": []}},
+     "upstream address 'x;y' is not host:port"),
+    ({"op": "recreate", "service": "b", "back_to": {"image": "a"}},
+     "the 'back_to' of a recreate is not a string"),
+])
+def test_a_recorded_operation_is_checked_field_by_field(data, problem):
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        operations.from_json(data)
 
 
 def test_plan_refuses_an_unknown_strategy():
@@ -221,6 +366,14 @@ def test_plan_refuses_a_service_without_a_health_url():
 def test_plan_refuses_images_missing_a_service():
     with pytest.raises(PlanError, match="images has no entry for frontend"):
         plan(images={"backend": "shop-api:abc"})
+
+
+def test_plan_refuses_blue_green_without_a_proxy():
+    with pytest.raises(PlanError) as caught:
+        plan("blue-green", proxy=None)
+    assert str(caught.value).startswith("blue-green needs a proxy (nginx-config and upstream-dir); use "
+                                        "strategy recreate")
+    assert plan("recreate", proxy=None).operations
 
 
 def test_plan_refuses_no_services():

@@ -10,21 +10,46 @@ import pytest
 from ci_actions import ledger
 from ci_actions.ledger import Image, Ledger, LedgerError, Release
 
+OPERATIONS = [{"op": "start-beside", "service": "web"}, {"op": "retire", "service": "web", "grace": 10.0}]
+
 
 def release(rid: str, sha: str, image: str = "") -> Release:
     return Release(id=rid, sha=sha, kind="deploy", images={"web": Image(f"app:{sha}", image or f"id-{sha}")},
-                   previous=None, run="1", actor="me", started_at="")
+                   run="1", actor="me", started_at="", operations=OPERATIONS)
 
 
-def test_fold_applies_switches_and_outcome(tmp_path):
+def test_fold_applies_done_operations_and_outcome(tmp_path):
     book = Ledger(tmp_path, "shop")
     first = release("r1", "a" * 40)
     book.start(first)
-    book.switched(first, "web")
-    book.finish(first, ledger.LIVE, timings={"total": 3.5}, rollback_targets=[])
+    book.done(first, 0)
+    assert ledger.in_flight(book.releases()).done == [0]
+    book.done(first, 1)
+    book.finish(first, ledger.LIVE, rollback_targets=[])
     [folded] = book.releases()
-    assert folded.switched == ["web"] and folded.outcome == "live" and folded.timings == {"total": 3.5}
+    assert folded.operations == OPERATIONS and folded.done == [0, 1] and folded.outcome == "live"
     assert folded.images == {"web": Image(f"app:{'a' * 40}", f"id-{'a' * 40}")}
+    assert [json.loads(line)["type"] for line in book.path.read_text().splitlines()] == [
+        "started", "done", "done", "finished"]
+
+
+def test_an_earlier_writers_lines_still_fold(tmp_path):
+    """Before operations were recorded: `previous` and `switched` lines, `timings` in `finished`. What
+    protects images (outcome, images, rollback targets) reads the same; the rest is ignored."""
+    book = Ledger(tmp_path, "shop")
+    book.path.parent.mkdir(parents=True)
+    lines = [{"type": "started", "release": "r1", "sha": "a" * 40, "kind": "deploy", "previous": None,
+              "images": {"web": {"ref": "app:a", "id": "id-a"}}, "run": "1", "actor": "me"},
+             {"type": "switched", "release": "r1", "service": "web"},
+             {"type": "finished", "release": "r1", "outcome": "live", "reason": "", "timings": {"total": 1},
+              "rollback_targets": []},
+             {"type": "started", "release": "r2", "sha": "b" * 40, "kind": "deploy", "previous": "r1",
+              "images": {"web": {"ref": "app:b", "id": "id-b"}}, "run": "2", "actor": "me"}]
+    book.path.write_text("".join(json.dumps({"v": 1, "at": "x", **line}) + "\n" for line in lines))
+    first, second = book.releases()
+    assert (first.outcome, first.operations, first.done) == ("live", [], [])
+    assert ledger.in_flight([first, second]) is second and second.operations == []
+    assert ledger.protected_image_ids([first, second]) == {"id-a", "id-b"}
 
 
 def test_a_torn_last_line_is_ignored_and_healed_by_the_next_append(tmp_path):
@@ -84,8 +109,13 @@ def test_unknown_outcome_is_refused_and_nothing_is_written(tmp_path):
      "a finished event whose 'outcome' is missing"),
     (b'{"v": 1, "type": "finished", "release": "r1", "at": "x", "outcome": "great"}',
      "a finished event with the unknown outcome 'great'"),
-    (b'{"v": 1, "type": "switched", "release": "r1", "at": "x"}',
-     "a switched event whose 'service' is missing"),
+    (b'{"v": 1, "type": "done", "release": "r1", "at": "x"}', "a done event whose 'op' is missing"),
+    (b'{"v": 1, "type": "done", "release": "r1", "at": "x", "op": 2}',
+     "a done event whose 'op' 2 is not one of release r1's operations"),
+    (b'{"v": 1, "type": "done", "release": "r1", "at": "x", "op": true}',
+     "a done event whose 'op' True is not one of release r1's operations"),
+    (b'{"v": 1, "type": "started", "release": "r2", "sha": "b", "at": "x", "images": {}, "operations": [1]}',
+     "a started event whose 'operations' are not objects"),
     (b'{"v": 1, "type": "started", "release": "r\xff", "sha": "b"}', "byte 42 is not UTF-8"),
 ])
 def test_a_bad_line_is_one_error_naming_its_number(tmp_path, line, what):

@@ -96,9 +96,9 @@ def test_argv_builders_and_plan(tmp_path: Path) -> None:
     proxy = NginxProxy(config, tmp_path, "demo")
     assert isinstance(proxy, Proxy)
     upstream = Upstream(primary=["127.0.0.1:2"], backup=["127.0.0.1:1"])
-    plan = proxy.plan("web", upstream)
+    assert parse(render("demo", "web", upstream)) == upstream
+    plan = proxy.plan("web")
     assert plan.path == tmp_path / "demo-web.conf"
-    assert parse(plan.content) == upstream
     assert plan.describe() == [f"write {tmp_path}/demo-web.conf", f"nginx -t -c {config}",
                                f"nginx -s reload -c {config}"]
     assert not plan.path.exists()  # planning touches nothing

@@ -8,32 +8,21 @@ from datetime import UTC, datetime
 import docker
 from docker.models.containers import Container
 
-from ci_actions.ledger import Image
-
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
-ONEOFF_LABEL = "com.docker.compose.oneoff"
+# compose's own labels on the containers it runs (build-images' io.ci-actions.* labels are on images)
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
+COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+COMPOSE_ONEOFF_LABEL = "com.docker.compose.oneoff"
 RELEASE_LABEL = "io.ci-actions.release"
 LOG_TAIL = 30
-STOPPED = ("created", "exited", "dead")
+STOPPED = ("created", "exited", "dead")  # serve nothing, and never will again by themselves
 
 
 def service_containers(client: docker.DockerClient, project: str, service: str) -> list[Container]:
     """The service's containers (not one-off `run` containers), oldest first."""
     found = client.containers.list(all=True, ignore_removed=True, filters={
-        "label": [f"{PROJECT_LABEL}={project}", f"{SERVICE_LABEL}={service}"]})
-    found = [c for c in found if c.labels.get(ONEOFF_LABEL, "False") != "True"]
+        "label": [f"{COMPOSE_PROJECT_LABEL}={project}", f"{COMPOSE_SERVICE_LABEL}={service}"]})
+    found = [c for c in found if c.labels.get(COMPOSE_ONEOFF_LABEL, "False") != "True"]
     return sorted(found, key=lambda c: c.attrs.get("Created", ""))
-
-
-def running(containers: list[Container]) -> list[Container]:
-    return [c for c in containers if c.status == "running"]
-
-
-def stopped(containers: list[Container]) -> list[Container]:
-    """Containers that serve nothing and never will again by themselves (compose still counts them for
-    `--scale`, and with `--no-recreate` would start one of them instead of a new container)."""
-    return [c for c in containers if c.status in STOPPED]
 
 
 def address(container: Container, port: int) -> str:
@@ -72,10 +61,6 @@ def env_of(container: Container, key: str) -> str:
         if name == key:
             return value
     return ""
-
-
-def image_of(container: Container) -> Image:
-    return Image(container.attrs["Config"]["Image"], container.attrs["Image"])
 
 
 def diagnosis(container: Container, secrets: list[str]) -> str:

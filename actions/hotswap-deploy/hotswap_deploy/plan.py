@@ -1,5 +1,6 @@
 """Pure planning for a deploy: which image each service gets, on which container port, checked how,
-and the exact compose commands (Kamal's split: these builders never run anything; `deploy.py` does).
+and the ordered operations that move it there (Kamal's split: nothing here runs anything; `executor`
+does). Every input check happens here, before the deploy takes its lock.
 
 The new containers come from the compose service definition itself, with only the image changed (and,
 for blue-green, the published port moved to an ephemeral loopback port so old and new run side by
@@ -17,6 +18,21 @@ from dataclasses import dataclass
 from ci_actions.image_names import service_repository
 from hotswap_deploy.containers import RELEASE_LABEL
 from hotswap_deploy.health import HealthCheck
+from hotswap_deploy.operations import (
+    Migrate,
+    Operation,
+    Previous,
+    Recreate,
+    Retire,
+    StartBeside,
+    Switch,
+    WaitHealthy,
+    Watch,
+    migrate_args,
+    recreate_args,
+    start_args,
+)
+from hotswap_deploy.proxy import Proxy, Upstream
 
 STRATEGIES = ("blue-green", "recreate")
 SHA_ENV = "GIT_SHA"  # the commit, in each new container's environment
@@ -45,8 +61,7 @@ class DeployPlan:
     sha: str
     strategy: str
     targets: list[ServiceTarget]
-    migrate: tuple[str, ...] = ()
-    watch_seconds: float = 0.0
+    operations: list[Operation] = dataclasses.field(default_factory=list)
 
     def override_yaml(self) -> str:
         """The compose override for this release: the image, the commit as `GIT_SHA` in the container's
@@ -63,33 +78,49 @@ class DeployPlan:
                 lines += ["    ports: !override", f"      - {json.dumps(f'127.0.0.1::{target.port}')}"]
         return "\n".join(lines) + "\n"
 
-    def start_args(self, service: str, scale: int) -> list[str]:
-        """Start one more container of `service` beside the running ones, never touching them."""
-        return ["up", "-d", "--no-deps", "--no-build", "--no-recreate", "--scale", f"{service}={scale}",
-                service]
-
-    def recreate_args(self, service: str) -> list[str]:
-        """The seed's deploy: compose stops the old container, then starts the new one."""
-        return ["up", "-d", "--no-deps", "--no-build", service]
-
-    def migrate_args(self) -> list[str]:
-        """Migrations run once, in a one-off container of the first service's new image."""
-        return ["run", "--rm", "--no-deps", "-T", self.targets[0].service, *self.migrate]
+    def bound(self, upstreams: dict[str, Upstream | None], running: dict[str, Previous | None]) -> DeployPlan:
+        """The plan with what its inverses go back to, read when the deploy starts: each service's
+        upstream (blue-green) or running container (recreate)."""
+        def bind(op: Operation) -> Operation:
+            if isinstance(op, Switch):
+                return dataclasses.replace(op, restore=upstreams[op.service])
+            if isinstance(op, Recreate):
+                return dataclasses.replace(op, back_to=running[op.service])
+            return op
+        return dataclasses.replace(self, operations=[bind(op) for op in self.operations])
 
     def describe(self) -> list[str]:
-        lines = [f"release {self.release_id} of {self.project} at {self.sha} ({self.strategy})"]
-        if self.migrate:
-            lines.append(f"  migrate: docker compose {shlex.join(self.migrate_args())}")
-        for t in self.targets:
-            start = self.start_args(t.service, 2) if self.strategy == "blue-green" else \
-                self.recreate_args(t.service)
-            lines.append(f"  {t.service}: {t.image} (port {t.port}); docker compose {shlex.join(start)}; "
-                         f"health {t.health.url} ({t.health.expect_status}"
-                         f"{', body has ' + repr(t.health.body_match) if t.health.body_match else ''})")
-        if self.watch_seconds:
-            lines.append(f"  watch {self.watch_seconds:g} s with the old containers as backup, then retire "
-                         "them")
-        return lines
+        """What `--dry-run` prints: every operation in order, what it runs, and its inverse."""
+        targets = {t.service: t for t in self.targets}
+        return [f"release {self.release_id} of {self.project} at {self.sha} ({self.strategy})",
+                *(f"  {number}. {_describe(op, targets)}" for number, op in enumerate(self.operations, 1))]
+
+
+def _health(check: HealthCheck) -> str:
+    match = f", body has {check.body_match!r}" if check.body_match else ""
+    return f"{check.url} ({check.expect_status}{match}) within {check.timeout:g} s"
+
+
+def _describe(op: Operation, targets: dict[str, ServiceTarget]) -> str:
+    if isinstance(op, Migrate):
+        return f"migrate: docker compose {shlex.join(migrate_args(op))}; undo: none (migrations stay)"
+    if isinstance(op, Watch):
+        return f"watch {op.seconds:g} s: every new container stays up and answers; the old ones are backup"
+    target = targets[op.service]
+    if isinstance(op, StartBeside):
+        return (f"start-beside {op.service}: {target.image} on 127.0.0.1::{target.port}; docker compose "
+                f"{shlex.join(start_args(op.service, '<running+1>'))}; undo: remove the new container")
+    if isinstance(op, WaitHealthy):
+        return f"wait-healthy {op.service}: {_health(target.health)}, on the new container's port"
+    if isinstance(op, Switch):
+        to = "the new container, backup what served before" if op.backup else "the new container only"
+        commands = "; ".join(op.commands.describe()) if op.commands else "(no proxy)"
+        return f"switch {op.service} to {to}: {commands}; undo: switch back to what served before"
+    if isinstance(op, Retire):
+        return (f"retire {op.service} (live from here): stop the old containers (grace {op.grace:g} s), "
+                "remove them; undo: none")
+    return (f"recreate {op.service}: {target.image}; docker compose {shlex.join(recreate_args(op.service))}; "
+            f"then {_health(target.health)}; downtime measured; undo: recreate from the image it ran before")
 
 
 def resolve_images(model: dict, services: list[str], images: dict[str, str], sha: str) -> dict[str, str]:
@@ -137,11 +168,30 @@ def with_sha(check: HealthCheck, sha: str) -> HealthCheck:
     return dataclasses.replace(check, body_match=check.body_match.replace("{sha}", sha))
 
 
+def operations(strategy: str, targets: list[ServiceTarget], migrate: tuple[str, ...], watch_seconds: float,
+               proxy: Proxy | None) -> list[Operation]:
+    """Blue-green: each service started beside, healthy, switched in with the old as backup; the watch;
+    the backups dropped; then (live) the old retired. Recreate: each service replaced in place."""
+    ops: list[Operation] = [Migrate(targets[0].service, migrate)] if migrate else []
+    if strategy == "recreate":
+        return ops + [Recreate(t.service) for t in targets]
+    def switch(service: str, backup: bool) -> Switch:
+        return Switch(service, backup, commands=proxy.plan(service) if proxy else None)
+    for t in targets:
+        ops += [StartBeside(t.service), WaitHealthy(t.service), switch(t.service, True)]
+    ops += [Watch(watch_seconds)] if watch_seconds else []
+    ops += [switch(t.service, False) for t in targets]
+    return ops + [Retire(t.service, t.stop_grace) for t in targets]
+
+
 def plan_deploy(model: dict, *, release_id: str, sha: str, strategy: str, services: list[str],
-                images: dict[str, str], health: dict[str, HealthCheck], migrate: tuple[str, ...] = (),
-                watch_seconds: float = 0.0) -> DeployPlan:
+                images: dict[str, str], health: dict[str, HealthCheck], proxy: Proxy | None,
+                migrate: tuple[str, ...] = (), watch_seconds: float = 0.0) -> DeployPlan:
     if strategy not in STRATEGIES:
         raise PlanError(f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    if strategy == "blue-green" and proxy is None:
+        raise PlanError("blue-green needs a proxy (nginx-config and upstream-dir); use strategy recreate for "
+                        "services that publish a fixed host port. Nothing was touched.")
     if not services:
         raise PlanError("services is empty; list the services to deploy, in order (e.g. backend, frontend)")
     refs = resolve_images(model, services, images, sha)
@@ -151,4 +201,5 @@ def plan_deploy(model: dict, *, release_id: str, sha: str, strategy: str, servic
                         "(`service: http://localhost/health`)")
     targets = [ServiceTarget(s, refs[s], container_port(model, s), with_sha(health[s], sha),
                              stop_grace(model, s)) for s in services]
-    return DeployPlan(model["name"], release_id, sha, strategy, targets, migrate, watch_seconds)
+    return DeployPlan(model["name"], release_id, sha, strategy, targets,
+                      operations(strategy, targets, migrate, watch_seconds, proxy))

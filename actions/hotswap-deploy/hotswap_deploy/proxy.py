@@ -10,8 +10,9 @@ proxies to `http://<project>_<service>` (docs/nginx-setup.md). A switch is: writ
 until the master has started workers on the new configuration. When a step fails, the previous file is
 put back and nginx keeps serving the old configuration.
 
-Following Kamal's split, the argv builders and `NginxProxy.plan` are pure (a dry run prints them); only
-`NginxProxy.switch` and `run` touch the machine.
+Following Kamal's split, the argv builders and `NginxProxy.plan` are pure (the deploy's dry run prints
+each switch's `SwitchPlan.describe()`); only `NginxProxy.switch`, which runs that same plan, and `run`
+touch the machine.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 import subprocess
 import time
 from dataclasses import dataclass
@@ -79,6 +81,10 @@ class Proxy(Protocol):
 
     def placeholder(self) -> Upstream:
         """Where a service goes when nothing of it is live: a server that answers 503."""
+        ...
+
+    def plan(self, service: str) -> SwitchPlan:
+        """What a switch of `service` runs (pure: the dry run prints it)."""
         ...
 
 
@@ -160,12 +166,11 @@ class SwitchPlan:
     """What a switch does, in order (pure data: printed by a dry run, executed by NginxProxy)."""
 
     path: Path
-    content: str
     test: list[str]
     reload: list[str]
 
     def describe(self) -> list[str]:
-        return [f"write {self.path}", " ".join(self.test), " ".join(self.reload)]
+        return [f"write {self.path}", shlex.join(self.test), shlex.join(self.reload)]
 
 
 def run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -267,13 +272,12 @@ class NginxProxy:
             raise ProxyError(f"the upstream file {path} is not understood ({exc}); fix or remove it "
                              "(docs/nginx-setup.md shows its format)") from exc
 
-    def plan(self, service: str, upstream: Upstream) -> SwitchPlan:
-        return SwitchPlan(path=self.path(service), content=render(self.project, service, upstream),
-                          test=nginx_test_argv(self.nginx, self.config, self.prefix),
+    def plan(self, service: str) -> SwitchPlan:
+        return SwitchPlan(path=self.path(service), test=nginx_test_argv(self.nginx, self.config, self.prefix),
                           reload=nginx_reload_argv(self.nginx, self.config, self.prefix))
 
     def switch(self, service: str, upstream: Upstream) -> None:
-        plan = self.plan(service, upstream)
+        plan = self.plan(service)
         if not self.upstream_dir.is_dir():
             raise ProxyError(f"upstream directory {self.upstream_dir} does not exist; create it and "
                              f"include {self.upstream_dir}/*.conf in {self.config} (docs/nginx-setup.md)")
@@ -281,7 +285,7 @@ class NginxProxy:
             previous: str | None = plan.path.read_text()
         except FileNotFoundError:
             previous = None
-        write_atomic(plan.path, plan.content)
+        write_atomic(plan.path, render(self.project, service, upstream))
 
         tested = run(plan.test)
         if tested.returncode != 0:

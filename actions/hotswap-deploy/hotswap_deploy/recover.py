@@ -1,69 +1,70 @@
 """Crash recovery: a deploy killed mid-way left a `started` release with no `finished` line.
 
-The next deploy (or `deploy status`) brings the project back to one version, under the deploy lock:
-- **back** to the previous release when every service still has an old container running (killed
-  before retiring them): the proxy points at the old containers and the new ones are removed;
-- else **forward** when every service has a new container that the ledger says was switched in (it
-  had passed its health check), or still has an old one: the proxy points at what is kept (new where
-  there is one), the rest is removed, and the release is live;
-- else (a first deploy killed before every service was switched in): **nothing** stays live; the new
-  containers are removed and a service with nothing left is pointed at the placeholder, which answers
-  503 (never at a removed container).
-
-In every case the service's stopped containers (a retire killed between stop and remove) are removed.
+The next deploy (or `deploy status`) replays it under the deploy lock from what the ledger recorded:
+the operations of its `started` line, and one `done` line per operation that completed.
+- Every operation before the release went live is done (the proxy sends everything to the new
+  containers): **forward**, the remaining operations run (retiring the old containers) and the
+  release is live.
+- Else **back**: the executor's undo runs from the operation that was in progress down to the first,
+  exactly as a failed deploy's rollback does, and the release is `recovered`.
+A release from an earlier ledger format records no operations: it is finished `recovered` and
+nothing is touched (the next deploy replaces whatever it left; docs/release-ledger.md).
 """
 
 from __future__ import annotations
 
-import docker
-
 from ci_actions import ledger
-from hotswap_deploy import containers
-from hotswap_deploy.plan import container_port
-from hotswap_deploy.proxy import Proxy, Upstream
+from hotswap_deploy import operations
+from hotswap_deploy.effects import DeployError, Run
+from hotswap_deploy.executor import Executor
+from hotswap_deploy.host import Host
+from hotswap_deploy.proxy import Proxy
 
 
-def recover(client: docker.DockerClient, book: ledger.Ledger, proxy: Proxy | None, model: dict,
-            services: list[str], keep: int) -> str:
+def recover(host: Host, book: ledger.Ledger, proxy: Proxy | None, keep: int) -> str:
     """Returns what was done ('' when no deploy was interrupted). Call it under the deploy lock."""
     releases = book.releases()
     release = ledger.in_flight(releases)
     if release is None:
         return ""
-    project = model["name"]
-    found, sides = {}, {}
-    for service in services:
-        found[service] = containers.service_containers(client, project, service)
-        up = [c for c in containers.running(found[service])
-              if containers.death(c, c.attrs.get("RestartCount", 0)) is None]
-        new = [c for c in up if c.labels.get(containers.RELEASE_LABEL) == release.id]
-        sides[service] = ([c for c in up if c not in new], new if service in release.switched else [])
-    if all(old for old, _ in sides.values()):
-        way, kept = "back", {s: old for s, (old, _) in sides.items()}
-    elif all(old or new for old, new in sides.values()):
-        way, kept = "forward", {s: new or old for s, (old, new) in sides.items()}
-    else:
-        way, kept = "nothing", {s: old for s, (old, _) in sides.items()}
-    for service in services:
-        if proxy is not None:
-            port = container_port(model, service)
-            addresses = [containers.address(c, port) for c in kept[service]]
-            proxy.switch(service, Upstream(addresses, []) if addresses else proxy.placeholder())
-        for container in found[service]:
-            ours = container.labels.get(containers.RELEASE_LABEL) == release.id
-            if container not in kept[service] and (ours or way == "forward" or container.status in
-                                                   containers.STOPPED):
-                container.remove(force=True)
     head = f"deploy {release.id} ({release.sha[:12]}) was interrupted"
-    if way == "forward":
+    if not release.operations:
+        summary = (f"{head}; its ledger lines (an earlier format) record no operations, so nothing was "
+                   "replayed: the next deploy replaces what it left")
+        book.finish(release, "recovered", reason=summary)
+        return summary
+    recorded = _operations(book, release)
+    reached = len(release.done)  # the first operation not done: the one in progress
+    executor = Executor(recorded, Run(release.id, {}, host, proxy), release.sha,
+                        record=lambda index: book.done(release, index))
+    if reached >= operations.live_from(recorded):
+        executor.complete(reached)
         summary = (f"{head} after its new containers were switched in; they had passed their health checks "
                    "and stay live")
         book.finish(release, ledger.LIVE, reason=summary,
                     rollback_targets=ledger.next_rollback_targets(releases, release.sha, keep))
         return summary
-    empty = [s for s in services if not kept[s]]
-    summary = f"{head}; back on the previous release" if way == "back" else (
-        f"{head} before every service was switched in and there is no earlier release; nothing is live "
-        f"({', '.join(empty)} answer 503 from the placeholder)")
+    undone = executor.undo(reached)
+    if undone.problems:
+        raise DeployError(f"{head}, and putting it back failed: {'; '.join(undone.problems)}. It stays in "
+                          "flight: fix that, then run `deploy status` to recover it again")
+    summary = f"{head}; back on the previous release" if ledger.live(releases) else (
+        f"{head} before it went live and there is no earlier release; nothing is live (its containers "
+        "were removed, and a service with no earlier upstream answers 503 from the placeholder)")
     book.finish(release, "recovered", reason=summary)
     return summary
+
+
+def _operations(book: ledger.Ledger, release: ledger.Release) -> list[operations.Operation]:
+    """The recorded operations, every field checked (the ledger may have been edited or damaged)."""
+    try:
+        recorded = [operations.from_json(op) for op in release.operations]
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        if release.done == list(range(len(release.done))):
+            return recorded
+        problem = f"its done operations {release.done} are not in order"
+    raise ledger.LedgerError(f"the release ledger {book.path}: release {release.id} cannot be replayed "
+                             f"({problem}). Fix or delete its lines (docs/release-ledger.md shows the "
+                             "format); nothing was changed")

@@ -13,6 +13,7 @@ from pathlib import Path
 from ci_actions import engine, ledger
 from hotswap_deploy import containers, settings
 from hotswap_deploy.deploy import resolve_compose
+from hotswap_deploy.host import DockerHost
 from hotswap_deploy.lock import deploy_lock
 from hotswap_deploy.plan import container_port
 from hotswap_deploy.proxy import Upstream
@@ -44,7 +45,8 @@ def status(state_dir: Path, project: str) -> Status:
     book = ledger.Ledger(state_dir, compose.project)
     proxy = saved.proxy_for(compose.project)
     with deploy_lock(book.directory, timeout=STATUS_LOCK_TIMEOUT, holder={"run": "deploy status"}):
-        recovered = recover(client, book, proxy, model, saved.services, saved.keep)
+        with DockerHost(client, compose) as host:
+            recovered = recover(host, book, proxy, saved.keep)
         states = []
         for service in saved.services:
             port = container_port(model, service)
