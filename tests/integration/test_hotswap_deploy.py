@@ -367,7 +367,7 @@ def test_a_deploy_killed_while_retiring_is_recovered_forward_and_leaves_nothing_
         for container in old:
             with contextlib.suppress(NotFound):
                 container.stop(timeout=1)
-    status = cli("deploy", "status", "--project", site.project, "--state-dir", str(site.state))
+        status = cli("deploy", "status", "--project", site.project, "--state-dir", str(site.state))
     report = generator.stop()
     assert status.returncode == 0, status.stderr
     assert "after its new containers were switched in; they had passed their health checks and stay live" \
