@@ -58,7 +58,10 @@ class Compose:
         try:
             return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout,
                                   env={**os.environ, **self.env, **(env or {})})
-        except (OSError, subprocess.TimeoutExpired) as exc:
+        except subprocess.TimeoutExpired:
+            raise ComposeError(f"`docker compose {' '.join(args)}` did not finish within {timeout:g}s for "
+                               f"{self.describe()} (stopped)") from None
+        except OSError as exc:
             raise ComposeError(f"`{' '.join(argv[:3])}` could not run: {exc}; is the compose plugin "
                                "installed (`docker compose version`)?") from exc
 

@@ -239,6 +239,7 @@ class RunContext:
     upstream_event: str = ""  # workflow_run: the triggering run's event
     upstream_repository: str = ""  # workflow_run: the repository its head commit came from
     event_repository: str = ""  # the payload's repository.full_name
+    job: str = ""  # the job's id in the workflow (GITHUB_JOB; the same for every leg of a matrix)
 
     @property
     def repository_url(self) -> str:
@@ -305,7 +306,7 @@ def run_context() -> RunContext:
         _field(payload, "pull_request", "head", "sha") if event in PULL_REQUEST_EVENTS else "",
         _field(payload, "workflow_run", "event"),
         _field(payload, "workflow_run", "head_repository", "full_name"),
-        _field(payload, "repository", "full_name"))
+        _field(payload, "repository", "full_name"), env.get("GITHUB_JOB") or "")
 
 
 def event_payload() -> dict:

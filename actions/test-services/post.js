@@ -1,0 +1,1 @@
+require("../../shared/launch/launch.js")(__dirname, "test_services.post");
