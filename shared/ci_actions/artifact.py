@@ -51,6 +51,7 @@ import zstandard
 
 from ci_actions.atomic import fsync_dir, write_atomic
 from ci_actions.beneath import open_beneath
+from ci_actions.cache import default_cache_dir
 from ci_actions.tar_scan import MAX_DEPTH, HostileMember, TarScanner, resolve
 
 FORMAT = "ci-actions-workspace-1"
@@ -75,8 +76,8 @@ _FIELDS = {"run": str, "archive_sha256": str, "archive_bytes": int, "files": dic
 
 
 def default_root() -> Path:
-    """Persistent and per user; never under RUNNER_TEMP, which the runner wipes every job."""
-    return Path.home() / ".cache" / "ci-actions" / "workspaces"
+    """~/.cache/ci-actions/workspaces, beside the store: persistent, per user, never under RUNNER_TEMP."""
+    return default_cache_dir().with_name("workspaces")
 
 
 class ArtifactError(Exception):

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,17 +25,11 @@ CACHE_TROUBLE = (OSError, filelock.Timeout, WorkerFailed)  # warnings, never fai
 # What the caller that could not tell the run's ref says (the library takes the scope as given).
 NO_SCOPE = ("No ref is known for this run, so the cache uses no scope: entries saved without a ref are "
             "seen only by runs without one (on a runner GITHUB_REF sets it; from the CLI, --scope REF)")
-_BANG_SPACE = re.compile(r"^!\s+")
-
-
-def input_lines(lines: Iterable[str]) -> list[str]:
-    """Path and restore-key lines as actions/cache reads them: trimmed, blank ones dropped, and
-    `! x` read as `!x`."""
-    return [_BANG_SPACE.sub("!", stripped) for line in lines if (stripped := line.strip())]
 
 
 def default_cache_dir() -> Path:
-    """Persistent and per user; never under RUNNER_TEMP, which the runner wipes every job."""
+    """Persistent and per user; never under RUNNER_TEMP, which the runner wipes every job. The
+    workspace artifacts live beside it (artifact.default_root)."""
     return Path.home() / ".cache" / "ci-actions" / "store"
 
 

@@ -114,7 +114,7 @@ def test_a_path_line_with_a_space_after_the_bang_excludes(box):
 @pytest.mark.parametrize(("inputs", "warning"), [
     ({"key": "a,b"}, "Key Validation Error: 'a,b' contains a comma"),
     ({"key": "k" * 513}, "keys cannot be longer than 512 characters"),
-    ({"key": ""}, "Cache key must not be empty."),
+    ({"key": ""}, "Input required and not supplied: key"),
     ({"key": "deps-A", "path": "missing-dir"}, "Path Validation Error: none of the paths exist"),
     ({"key": "deps-A", "path": ""}, "Input required and not supplied: path"),
 ])
@@ -133,7 +133,8 @@ def test_the_post_step_warns_about_a_path_that_is_gone_and_goes_on(box):
 
 def test_a_boolean_that_is_not_one_still_fails_the_save_loudly(box):
     saved = step(box, "cache_local.save", key="deps-A", update="yes")
-    assert saved.code == 1 and "::error::Input 'update' is not a boolean: 'yes'" in saved.stdout
+    assert saved.code == 2, saved.stdout
+    assert "::error::Input 'update' is not a boolean: 'yes'; use true or false" in saved.stdout
     assert not (box / "store" / "entries").exists()
 
 
@@ -164,3 +165,49 @@ def test_without_a_ref_the_entry_has_no_scope_and_a_warning_says_so(box):
     unscoped = step(box, "cache_local.restore", {"GITHUB_EVENT_NAME": "push"}, key="deps-A")
     assert unscoped.outputs["cache-hit"] == "true" and cache.NO_SCOPE in unscoped.warnings
     assert cache.NO_SCOPE not in step(box, "cache_local.restore", key="deps-A").warnings
+
+
+@pytest.mark.parametrize(("module", "inputs", "error"), [
+    ("cache_local.restore", {"link-mode": "nope"}, "'link-mode' is 'nope'; use one of: auto, copy, hardlink"),
+    ("cache_local.restore", {"lookup-only": "yes"}, "'lookup-only' is not a boolean: 'yes'; use true"),
+    ("cache_local.save", {"max-size": "10X"}, "'max-size' is not a size: '10X'; use a number with K"),
+    # The main action reads every input before it restores, its post step's too.
+    ("cache_local.main", {"max-age": "1y"}, "'max-age' is not a duration: '1y'; use a number with s, m, h"),
+])
+def test_a_bad_option_is_one_error_naming_the_input_exit_2_and_nothing_written(box, module, inputs, error):
+    done = step(box, module, key="deps-A", **inputs)
+    assert done.code == 2 and "Traceback" not in done.stdout, done.stdout
+    errors = [line for line in done.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1 and errors[0].startswith(f"::error::Input {error}"), done.stdout
+    assert done.outputs == {} and done.state == {} and not (box / "store").exists()
+
+
+def cli(box: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ci_actions", "cache", *args, "--cache-dir",
+                           str(box / "store")], cwd=box / "ws", capture_output=True, text=True, timeout=120,
+                          check=False, env={**os.environ, "PYTHONPATH": CODE})
+
+
+def test_a_bad_flag_value_is_exit_2_naming_the_flag_with_no_traceback(box):
+    done = cli(box, "prune", "--max-size", "10X")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].endswith(
+        "error: argument --max-size: is not a size: '10X'; use a number with K, M, G or T (e.g. 10G)")
+
+
+def test_the_cli_and_the_steps_read_one_table_with_one_set_of_defaults(box):
+    shown = " ".join(cli(box, "save", "--help").stdout.split())
+    assert "--max-size MAX_SIZE Store size budget (K, M, G, T); least recently used entries are evicted " \
+           "past it. (default: 10G)" in shown and "(default: 7d)" in shown
+    assert "(default: auto)" in " ".join(cli(box, "restore", "--help").stdout.split())
+
+
+def test_the_cli_save_keeps_the_budget_as_the_save_step_does(box):
+    """Each entry holds 8 bytes: the second save takes the store past 10 and evicts the older."""
+    for key in ("deps-old", "deps-new"):
+        (box / "ws" / "node_modules" / "pkg" / "index.js").write_text(key)
+        done = cli(box, "save", "--key", key, "--path", "node_modules", "--scope", "main", "--max-size", "10")
+        assert done.returncode == 0 and json.loads(done.stdout)["saved"] is True, done.stderr
+    assert "Pruned 1 cache entries" in done.stderr
+    listing = cli(box, "list").stdout
+    assert "deps-new" in listing and "deps-old" not in listing

@@ -5,31 +5,30 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cache_local import inputs
+from cache_local.inputs import INPUTS, RESTORE, SAVE_OPTIONS, megabytes
 from ci_actions import cache, runner
 from ci_actions.paths import PathError
 from ci_actions.store.keys import InvalidKey, is_exact_match
 
 SAVE_ON_FAILURE_ENV = "CI_ACTIONS_CACHE_SAVE_ON_FAILURE"  # read by the post-if of action.yml
+BAD_INPUT = (runner.InputError, InvalidKey, PathError)
 
 
 def guarded(step: Callable[[], None]) -> None:
-    """Bad input fails the step with one clear error; cache trouble was already a warning."""
+    """Bad input fails the step with one `::error::` naming it (exit 2); cache trouble was already a
+    warning."""
     try:
         step()
-    except (runner.InputError, InvalidKey, PathError) as exc:
-        runner.fail(str(exc))
-
-
-def _megabytes(count: int) -> str:
-    return f"{count / 1e6:.1f} MB"
+    except BAD_INPUT as exc:
+        runner.fail(str(exc), status=2)
 
 
 def restore(*, for_post: bool) -> None:
-    """Restore (or only look up) and set the outputs; `for_post` keeps what the post step needs."""
-    spec = inputs.spec(with_restore_keys=True)
-    lookup_only = runner.get_boolean_input("lookup-only")
-    fail_on_miss = runner.get_boolean_input("fail-on-cache-miss")
-    outcome = cache.restore(spec, link_mode=inputs.link_mode(), lookup_only=lookup_only)
+    """Restore (or only look up) and set the outputs; `for_post` (the main action, whose inputs are
+    all read now, its save's too) keeps what the post step needs."""
+    values = runner.read_inputs(INPUTS, None if for_post else RESTORE)
+    spec = inputs.spec(values, runner.workspace(), runner.run_context().cache_scope())
+    outcome = cache.restore(spec, link_mode=values["link-mode"], lookup_only=values["lookup-only"])
     if not spec.scope.own:
         runner.warning(cache.NO_SCOPE)
     for warning in outcome.warnings:
@@ -45,57 +44,53 @@ def restore(*, for_post: bool) -> None:
     if for_post:
         runner.save_state("primary-key", spec.key)
         runner.save_state("matched-key", outcome.matched_key or "")
-        if runner.get_boolean_input("save-on-failure"):
+        if values["save-on-failure"]:
             runner.export_variable(SAVE_ON_FAILURE_ENV, "true")
     if outcome.matched_key is None:
         tried = ", ".join([spec.key, *spec.restore_keys])
-        if fail_on_miss:
+        if values["fail-on-cache-miss"]:
             runner.fail(f"Failed to restore cache entry. Exiting as fail-on-cache-miss is set. "
                         f"Input key: {spec.key} (tried: {tried})")
         runner.info(f"Cache not found for input keys: {tried}")
         summary = f"miss for `{spec.key}`"
-    elif lookup_only:
+    elif values["lookup-only"]:
         runner.info(f"Cache found and can be restored from key: {outcome.matched_key}")
         summary = f"found `{outcome.matched_key}` (lookup only)"
     else:
         runner.info(f"Cache restored from key: {outcome.matched_key} ({outcome.files} files, "
-                    f"{_megabytes(outcome.bytes)} in {outcome.seconds:.2f}s)")
+                    f"{megabytes(outcome.bytes)} in {outcome.seconds:.2f}s)")
         kind = "hit" if outcome.hit else "partial hit"
-        summary = f"{kind} `{outcome.matched_key}`: {outcome.files} files, {_megabytes(outcome.bytes)}, " \
+        summary = f"{kind} `{outcome.matched_key}`: {outcome.files} files, {megabytes(outcome.bytes)}, " \
                   f"{outcome.seconds:.2f}s"
     runner.append_summary(f"- cache-local restore: {summary}\n")
 
 
-def save(*, key: str | None = None) -> cache.SaveResult:
+def save(*, key: str = "") -> cache.SaveResult:
     """Save the paths under `key` (the main step's primary key, in post) and prune if over budget.
 
     As actions/cache's save, a missing or invalid key or path is a warning and the job goes on; only
     a malformed option (a boolean, a size) fails the step."""
-    spec = inputs.spec(with_restore_keys=False, key=key, required=False)
-    update = runner.get_boolean_input("update")
-    budget = inputs.budget()
+    values = runner.read_inputs(INPUTS, SAVE_OPTIONS)
+    scope = runner.run_context().cache_scope()
     try:
-        if not spec.paths:
-            raise runner.InputError("Input required and not supplied: path")
-        outcome = cache.save(spec, update=update)
-    except (runner.InputError, InvalidKey, PathError) as exc:
+        values = {**values, "key": key, **runner.read_inputs(INPUTS, ("path",) if key else ("key", "path"))}
+        outcome = cache.save(inputs.spec(values, runner.workspace(), scope), update=values["update"])
+    except BAD_INPUT as exc:
         outcome = cache.SaveResult(False, "Cache not saved.", warnings=[str(exc)])
-    if not spec.scope.own:
+    if not scope.own:
         outcome.warnings.insert(0, cache.NO_SCOPE)
     for warning in outcome.warnings:
         runner.warning(warning)
     runner.info(outcome.message)
     if outcome.saved:
-        runner.append_summary(f"- cache-local save `{spec.key}`: {outcome.files} files, "
-                              f"{_megabytes(outcome.bytes)} ({_megabytes(outcome.new_bytes)} new), "
+        runner.append_summary(f"- cache-local save `{values['key']}`: {outcome.files} files, "
+                              f"{megabytes(outcome.bytes)} ({megabytes(outcome.new_bytes)} new), "
                               f"{outcome.seconds:.2f}s\n")
-    report, warnings = cache.enforce_budget(spec.cache_dir, max_bytes=budget.max_bytes,
-                                            max_age=budget.max_age, shared=spec.shared)
+    pruned, warnings = inputs.keep_budget(values)
     for warning in warnings:
         runner.warning(warning)
-    if report and (report.evicted or report.bytes_freed):
-        runner.info(f"Pruned {len(report.evicted)} cache entries, freed {_megabytes(report.bytes_freed)} "
-                    f"({_megabytes(report.orphan_bytes)} left by saves that died or failed)")
+    if pruned:
+        runner.info(pruned)
     return outcome
 
 
