@@ -29,7 +29,11 @@ BUILD_OUTPUTS = ("node_modules", "dist", "build-test", "generated")  # never par
 STEP_OUTPUT_REF = re.compile(r"^\$\{\{\s*steps\.([\w-]+)\.outputs\.([\w-]+)\s*\}\}$")
 # Outputs a node action names at run time, so its action.yml cannot declare them; each pattern is the one
 # the action.yml documents (build-images: `image-<service>`, one per built service).
-RUNTIME_OUTPUTS = {"actions/build-images": re.compile(r"^image-[A-Za-z0-9][A-Za-z0-9_.-]*$")}
+# test-services: `<service>-host`, `<service>-port` and `<service>-port-<target>[-udp]`.
+RUNTIME_OUTPUTS = {
+    "actions/build-images": re.compile(r"^image-[A-Za-z0-9][A-Za-z0-9_.-]*$"),
+    "actions/test-services": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*-(host|port(-\d+(-[a-z]+)?)?)$"),
+}
 
 
 @dataclass

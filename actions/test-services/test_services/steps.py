@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 from pathlib import Path
 
-from ci_actions import engine, runner
+from ci_actions import engine, ledger, runner
 from ci_actions.compose import ComposeError
 from test_services import inputs, stack
 from test_services.inputs import INPUTS, MAIN, STOP
 from test_services.leases import Holder, LeaseError, parent_pid
+from test_services.naming import PROJECT
 from test_services.plan import PlanError
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PROJECTS_ENV = "CI_ACTIONS_TEST_SERVICES_PROJECTS"  # the job's stacks, for stop/ (space-separated)
 ENV_FILE_ENV = "CI_ACTIONS_TEST_SERVICES_ENV_FILE"
 
@@ -21,6 +25,15 @@ def job_holder() -> Holder | None:
     """The job's own process: the shim's parent (the runner's Runner.Worker, or act). This process is the
     launcher's exec, a child of the node shim, which lives only as long as the step."""
     return Holder.of(parent_pid(os.getppid()))
+
+
+def stop_with_the_shim() -> None:
+    """A cancelled job ends the node shim; its SIGTERM then reaches this process too, which unwinds `up`
+    (the runner signals the shim, not its child)."""
+    shim = os.getppid()
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != shim:  # the shim died before prctl took effect
+        raise SystemExit(1)
 
 
 def summary(started: stack.Stack) -> str:
@@ -43,6 +56,7 @@ def main() -> None:
     def remember(project: str) -> None:
         runner.save_state("project", project)
         runner.save_state("state-dir", str(values["state-dir"]))
+    stop_with_the_shim()
     try:
         client = engine.connect()
         with runner.group("test-services up"):
@@ -95,7 +109,8 @@ def _down(projects: list[str], state_dir: Path) -> None:
     failed = False
     for project in projects:
         removed = stack.down(client, state_dir, project)
-        runner.info(f"test-services: {project}: removed {removed.describe()}")
+        runner.info(f"test-services: {project}: removed {removed.describe()}" if removed.anything
+                    else f"test-services: {project}: nothing left to remove")
         for problem in removed.problems:
             runner.warning(f"test-services: {project}: {problem} (the next `up` on this runner retries)")
             failed = True
@@ -105,8 +120,9 @@ def _down(projects: list[str], state_dir: Path) -> None:
 
 def post() -> None:
     """Always (post-if: always()): the stack this step started, whatever became of the job."""
-    project = runner.get_state("project")
-    _down([project] if project else [], Path(runner.get_state("state-dir") or ".").expanduser())
+    project, state_dir = runner.get_state("project"), runner.get_state("state-dir")
+    _down([project] if PROJECT.match(project) else [],
+          Path(state_dir) if state_dir else ledger.default_state_dir())
 
 
 def stop() -> None:
