@@ -30,12 +30,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ci_actions import artifact, cache
+from ci_actions import artifact, cache, declared
 from ci_actions.beneath import DIRECTORY, parent_beneath
+from ci_actions.declared import Input
 from ci_actions.store.keys import Scope, branch_ref, validate_key
 from ci_actions.store.store import LINK_MODES
+
+if TYPE_CHECKING:  # a step's run, read by the runner module; the library never reads GitHub itself
+    from ci_actions.runner import RunContext
 
 LAYERS = ("all", "prod")
 ROLES = ("deps-all", "deps-prod", "prisma")
@@ -106,40 +110,54 @@ class Job:
     place: bool = True  # False: only make sure the store holds it (the production layer, in prepare)
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags `workspace prepare` and `workspace restore` share: where, which run, how."""
-    parser.add_argument("--workspace-root", type=Path, default=artifact.default_root())
-    parser.add_argument("--cache-dir", type=Path, default=cache.default_cache_dir())
-    parser.add_argument("--link-mode", choices=LINK_MODES, default="auto")
-    parser.add_argument("--repository", default="local")
-    parser.add_argument("--run-id", required=True)
-    parser.add_argument("--attempt", type=int, default=1)
-    parser.add_argument("--install-command", default=DEFAULT_INSTALL)
-    parser.add_argument("--prisma-generate-command", default="")
-    parser.add_argument("--shared-store", action="store_true",
-                        help="accept a store that other users can write to (they can poison it)")
+# -- the inputs both workspace actions take, and the run flags of both commands ------------------
+
+WORKSPACE_ROOT = Input(
+    "workspace-root", "Where run artifacts live, keyed by repository, run id and attempt (prepare-workspace "
+    "writes them, restore-workspace reads them). Empty means ~/.cache/ci-actions/workspaces.",
+    parse=declared.path(artifact.default_root))
+CACHE_DIR = Input("cache-dir", "The local store. Empty means ~/.cache/ci-actions/store.",
+                  parse=declared.path(cache.default_cache_dir))
+LINK_MODE = Input("link-mode", "How cached files reach the workspace (auto, copy, hardlink).", default="auto",
+                  choices=LINK_MODES)
+SHARED_STORE = Input(
+    "shared-store", "Accept a store that other users of this machine can write to (they could poison it). "
+    "Without it, such a store is refused with a warning and everything is built instead.", default="false",
+    parse=declared.boolean)
+STORE_INPUTS = (WORKSPACE_ROOT, CACHE_DIR, LINK_MODE, SHARED_STORE)
+
+
+@dataclass(frozen=True)
+class Where:
+    """The checkout a workspace command works on, the run its artifact belongs to and the store's scope:
+    a step's from its run, the CLI's from its flags (`add_run_arguments`)."""
+
+    root: Path
+    run: artifact.RunId
+    scope: Scope = field(default_factory=Scope)
+
+    @classmethod
+    def of_run(cls, root: Path, context: RunContext) -> Where:
+        return cls(root, artifact.RunId(context.repository, context.run_id, context.attempt),
+                   context.cache_scope())
+
+    @classmethod
+    def of_args(cls, args: argparse.Namespace) -> Where:
+        return cls(args.workspace.resolve(), artifact.RunId(args.repository, args.run_id, args.attempt),
+                   Scope(args.scope, tuple(args.fallback_scopes)))
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, workspace_help: str) -> None:
+    """The flags that stand for what a step learns from its run (`Where`): the checkout, the run, its ref."""
+    parser.add_argument("--workspace", type=Path, required=True, help=workspace_help)
+    parser.add_argument("--repository", default="local", help="owner/repo, part of the artifact's path")
+    parser.add_argument("--run-id", required=True, help="the run the artifact belongs to")
+    parser.add_argument("--attempt", type=int, default=1, help="the run's attempt (default: 1)")
     parser.add_argument("--scope", default="", metavar="REF", type=branch_ref,
                         help="the run's ref: store entries are saved under it and read from it first")
     parser.add_argument("--fallback-scope", action="append", default=[], metavar="REF", type=branch_ref,
                         dest="fallback_scopes", help="a ref whose entries are also read (a PR's base, the "
                                                      "default branch); repeat for several")
-
-
-def run_of(args: argparse.Namespace) -> artifact.RunId:
-    return artifact.RunId(args.repository, args.run_id, args.attempt)
-
-
-def scope_of(args: argparse.Namespace) -> Scope:
-    return Scope(args.scope, tuple(args.fallback_scopes))
-
-
-def commands_of(args: argparse.Namespace) -> Commands:
-    try:
-        return Commands(tuple(shlex.split(args.install_command)),
-                        tuple(shlex.split(args.prisma_generate_command)) or None)
-    except ValueError as exc:
-        raise WorkspaceError(f"--install-command / --prisma-generate-command: not a valid command line "
-                             f"({exc})") from exc
 
 
 def warnings_of(results: list[EntryResult]) -> list[str]:

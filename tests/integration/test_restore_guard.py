@@ -1,7 +1,8 @@
 """restore-workspace never destroys work, and never reports a layer that prepare did not make.
 
-The CLI's default (no --clean) is the guarded one; the action passes clean: true by default, as
-actions/checkout cleans a runner's job directory.
+The action and the CLI both clean by default (clean: true, --clean), as actions/checkout cleans a
+runner's job directory; clean: false (--no-clean) is the guarded form, and so is a RestoreRequest's
+own default, which the tests below use.
 """
 
 import os
@@ -129,12 +130,28 @@ def test_the_prod_layer_is_restored_when_prepare_made_it(tmp_path):
     assert [r.entry.role for r in report.entries] == ["deps-prod"] and report.all_hit
 
 
+def cli_restore(tmp, job, *flags, check=True):
+    return subprocess.run([sys.executable, "-m", "ci_actions", "workspace", "restore", "--workspace",
+                           str(job), "--workspace-root", str(tmp / "runs"), "--cache-dir", str(tmp / "store"),
+                           "--repository", RUN.repository, "--run-id", RUN.run_id, "--install-command",
+                           " ".join(install_command(tmp)), *flags],
+                          capture_output=True, text=True, check=check)
+
+
+def test_the_cli_cleans_as_the_action_does_unless_told_no_clean(tmp):
+    job = tmp / "notes"
+    job.mkdir()
+    (job / "todo.txt").write_text("mine")
+    refused = cli_restore(tmp, job, "--no-clean", check=False)
+    assert refused.returncode == 1 and "files no restore left here" in refused.stderr and "--clean" in \
+        refused.stderr and "Traceback" not in refused.stderr
+    assert (job / "todo.txt").read_text() == "mine"
+    cli_restore(tmp, job)
+    assert not (job / "todo.txt").exists() and (job / "app" / "index.js").exists()
+
+
 def test_the_cli_warns_as_the_action_does_when_it_rebuilds_a_lost_entry(tmp):
     Store(tmp / "store").prune(max_bytes=0, max_age=1e9)
-    done = subprocess.run([sys.executable, "-m", "ci_actions", "workspace", "restore", "--workspace",
-                           str(tmp / "cli-job"), "--workspace-root", str(tmp / "runs"), "--cache-dir",
-                           str(tmp / "store"), "--repository", RUN.repository, "--run-id", RUN.run_id,
-                           "--install-command", " ".join(install_command(tmp))],
-                          capture_output=True, text=True, check=True)
+    done = cli_restore(tmp, tmp / "cli-job")
     assert "warning: ci-actions-deps-app-all-" in done.stderr and "was not in the store; rebuilt it with" \
         in done.stderr

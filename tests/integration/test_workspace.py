@@ -1,6 +1,8 @@
 """prepare-workspace and restore-workspace against real npm: installs once, shares everywhere."""
 
 import json
+import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -152,6 +154,39 @@ def test_cli_prepare_then_restore(env, tmp_path):
                               text=True, check=True)
     assert json.loads(restored.stdout)["cache-hit"] is True
     assert (job / "app" / "index.js").exists()
+
+
+def run_step(tmp_path, module, workspace, inputs):
+    """One step as the runner runs it: inputs in INPUT_*, outputs read back from GITHUB_OUTPUT."""
+    output = tmp_path / f"{module}.output"
+    output.write_text("")
+    action = Path(__file__).parents[2] / "actions" / module.replace("_", "-")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "INPUT_"))}
+    env = {**base, "PYTHONPATH": os.pathsep.join([str(action.parents[1] / "shared"), str(action)]),
+           "GITHUB_OUTPUT": str(output), "GITHUB_WORKSPACE": str(workspace), "GITHUB_REPOSITORY": "acme/app",
+           "GITHUB_RUN_ID": "70", "GITHUB_REF": "refs/heads/main", "GITHUB_EVENT_NAME": "push",
+           **{f"INPUT_{name.upper().replace('-', '_')}": value for name, value in inputs.items()}}
+    done = subprocess.run([sys.executable, "-m", module], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = output.read_text().splitlines()
+    return {line.partition("<<")[0]: lines[i + 1] for i, line in enumerate(lines)
+            if "<<ghadelimiter_" in line}  # the last value of each (workspace-ready is set false first)
+
+
+def test_the_steps_prepare_and_restore_with_the_declared_defaults(env, tmp_path):
+    ws, store, runs, install, _ = env
+    where = {"cache-dir": str(store), "workspace-root": str(runs), "install-command": shlex.join(install)}
+    prepared = run_step(tmp_path, "prepare_workspace", ws, {**where, "package-dirs": "app"})
+    assert prepared["workspace-ready"] == "true" and prepared["dependency-hits"] == '{"app": false}'
+    assert Path(prepared["workspace-path"]) == runs / "acme-app" / "70" / "1"
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "left-by-last-run.txt").write_text("stale")  # clean: true by default, as actions/checkout
+    restored = run_step(tmp_path, "restore_workspace", job, where)
+    assert restored["workspace-ready"] == "true" and restored["cache-hit"] == "true"
+    assert not (job / "left-by-last-run.txt").exists()
+    assert (job / "app" / "node_modules" / "is-number").exists()
 
 
 def test_a_package_without_dependencies_still_hits_next_time(env):

@@ -112,14 +112,17 @@ def test_a_lock_that_is_not_an_object_and_a_schema_that_is_not_text_are_named(ws
     assert not (ws.parent / "installed").exists()
 
 
-def test_a_malformed_cli_flag_is_a_message_not_a_traceback(ws):
-    for flag, value, said in (("--install-command", "npm 'ci", "not a valid command line"),
-                              ("--retention", "1x", "--retention")):
+def test_a_malformed_cli_flag_is_exit_2_naming_it_not_a_traceback(ws):
+    for flag, value, said in (("--install-command", "npm 'ci", "is not a valid command line"),
+                              ("--retention", "1x", "is not a duration: '1x'"),
+                              ("--link-mode", "fast", "is 'fast'; use one of: auto, copy, hardlink")):
         done = subprocess.run([sys.executable, "-m", "ci_actions", "workspace", "prepare", "--workspace",
-                               str(ws), "--package-dir", "frontend", "--run-id", "5", flag, value],
+                               str(ws), "--package-dir", "frontend", "--run-id", "5", "--workspace-root",
+                               str(ws.parent / "runs"), "--cache-dir", str(ws.parent / "store"), flag, value],
                               capture_output=True, text=True, check=False)
-        assert done.returncode == 1 and done.stderr.startswith("error: ") and said in done.stderr
-        assert "Traceback" not in done.stderr
+        assert done.returncode == 2 and f"error: argument {flag}: {said}" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and done.stdout == ""
+    assert not (ws.parent / "runs").exists() and not (ws.parent / "store").exists()
 
 
 def test_a_prisma_miss_never_deletes_what_the_generator_output_already_holds(ws, tmp_path):

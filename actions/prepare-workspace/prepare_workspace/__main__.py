@@ -4,7 +4,7 @@ import json
 
 from ci_actions import runner
 from ci_actions.artifact import ArtifactError
-from ci_actions.workspace import WorkspaceError
+from ci_actions.workspace import Where, WorkspaceError
 from prepare_workspace import inputs
 from prepare_workspace.prepare import PrepareReport, prepare
 
@@ -19,12 +19,16 @@ def summary(report: PrepareReport) -> str:
 
 
 def main() -> None:
+    runner.set_output("workspace-ready", "false")
     try:
-        request = inputs.request()
+        where = Where.of_run(runner.workspace(), runner.run_context())
+        request = inputs.request(runner.read_inputs(inputs.INPUTS), where)
+    except runner.InputError as exc:
+        runner.fail(str(exc), status=2)
+    try:
         with runner.group("prepare-workspace"):
             report = prepare(request)
-    except (runner.InputError, WorkspaceError, ArtifactError) as exc:
-        runner.set_output("workspace-ready", "false")
+    except (WorkspaceError, ArtifactError) as exc:
         runner.fail(str(exc))
     for warning in report.warnings:
         runner.warning(warning)

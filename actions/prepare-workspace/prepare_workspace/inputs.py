@@ -1,40 +1,36 @@
-"""prepare-workspace's inputs, read through the runner protocol into a PrepareRequest."""
+"""prepare-workspace's inputs, declared once (the step, the CLI and action.yml's check read this table),
+and the PrepareRequest they make."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ci_actions import artifact, cache, runner
-from ci_actions.store.store import LINK_MODES
-from ci_actions.units import parse_duration
-from ci_actions.workspace import DEFAULT_INSTALL
+from ci_actions import declared, workspace
+from ci_actions.declared import Input, Values
 from prepare_workspace.prepare import PrepareRequest
 
+INPUTS = declared.table(
+    Input("package-dirs", "Package directories (each with package.json and package-lock.json), one per line.",
+          required=True, many=True, flag="package-dir"),
+    Input("install-command", "The install command run in each package dir on a cache miss.",
+          default=workspace.DEFAULT_INSTALL, parse=declared.argv),
+    Input("prod-layer", "Also keep a production-only install (the install command plus --omit=dev) in the "
+          "store, for build jobs.", default="false", parse=declared.boolean),
+    Input("prisma-schema", "Prisma schema files, one per line; each is generated once, cached by schema "
+          "digest, Prisma version and output path.", many=True),
+    Input("prisma-generate-command", "Overrides `npx --no-install prisma generate --schema=<schema>` (run in "
+          "the schema's package dir).", parse=declared.argv),
+    Input("exclude", "Names or workspace-relative paths left out of the artifact, one per line (restored "
+          "from the store instead).", default="node_modules", many=True),
+    Input("retention", "Artifacts of older runs are deleted after this long (s, m, h, d, w).", default="1d",
+          parse=declared.duration),
+    *workspace.STORE_INPUTS,
+)
 
-def _directory(name: str, default: Path) -> Path:
-    value = runner.get_input(name)
-    return Path(value).expanduser() if value else default
 
-
-def request() -> PrepareRequest:
-    try:
-        retention = parse_duration(runner.get_input("retention", default="1d"))
-    except ValueError as exc:
-        raise runner.InputError(f"Input 'retention' {exc}") from exc
-    context = runner.run_context()
+def request(values: Values, where: workspace.Where) -> PrepareRequest:
+    """What to prepare in the checkout `where.root`, for the step and the CLI alike."""
     return PrepareRequest(
-        workspace=runner.workspace(),
-        package_dirs=runner.get_multiline_input("package-dirs", required=True),
-        install_command=runner.get_argv_input("install-command", default=DEFAULT_INSTALL),
-        prod_layer=runner.get_boolean_input("prod-layer"),
-        prisma_schemas=runner.get_multiline_input("prisma-schema"),
-        generate_command=runner.get_argv_input("prisma-generate-command") or None,
-        cache_dir=_directory("cache-dir", cache.default_cache_dir()),
-        workspace_root=_directory("workspace-root", artifact.default_root()),
-        exclude=runner.get_multiline_input("exclude") or ["node_modules"],
-        retention=retention,
-        link_mode=runner.get_choice_input("link-mode", LINK_MODES, default="auto"),
-        run=artifact.RunId(context.repository, context.run_id, context.attempt),
-        shared_store=runner.get_boolean_input("shared-store"),
-        scope=context.cache_scope(),
-    )
+        workspace=where.root, package_dirs=values["package-dirs"], install_command=values["install-command"],
+        prod_layer=values["prod-layer"], prisma_schemas=values["prisma-schema"],
+        generate_command=values["prisma-generate-command"] or None, cache_dir=values["cache-dir"],
+        workspace_root=values["workspace-root"], exclude=values["exclude"], retention=values["retention"],
+        link_mode=values["link-mode"], run=where.run, shared_store=values["shared-store"], scope=where.scope)

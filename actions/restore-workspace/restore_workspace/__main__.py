@@ -1,30 +1,10 @@
-"""restore-workspace as a GitHub step."""
+"""restore-workspace as a GitHub step: inputs in, restore, outputs and a summary table out."""
 
-from pathlib import Path
-
-from ci_actions import artifact, cache, runner
+from ci_actions import runner
 from ci_actions.artifact import ArtifactError
-from ci_actions.store.store import LINK_MODES
-from ci_actions.workspace import DEFAULT_INSTALL, LAYERS, Commands, WorkspaceError
-from restore_workspace.restore import RestoreReport, RestoreRequest, restore_workspace
-
-
-def request() -> RestoreRequest:
-    context = runner.run_context()
-    root, cache_dir = runner.get_input("workspace-root"), runner.get_input("cache-dir")
-    return RestoreRequest(
-        workspace=runner.workspace(),
-        workspace_root=Path(root).expanduser() if root else artifact.default_root(),
-        cache_dir=Path(cache_dir).expanduser() if cache_dir else cache.default_cache_dir(),
-        layer=runner.get_choice_input("layer", LAYERS, default="all"),
-        link_mode=runner.get_choice_input("link-mode", LINK_MODES, default="auto"),
-        run=artifact.RunId(context.repository, context.run_id, context.attempt),
-        commands=Commands(tuple(runner.get_argv_input("install-command", default=DEFAULT_INSTALL)),
-                          tuple(runner.get_argv_input("prisma-generate-command")) or None),
-        clean=runner.get_boolean_input("clean", default=True),
-        shared_store=runner.get_boolean_input("shared-store"),
-        scope=context.cache_scope(),
-    )
+from ci_actions.workspace import Where, WorkspaceError
+from restore_workspace import inputs
+from restore_workspace.restore import RestoreReport, restore_workspace
 
 
 def summary(report: RestoreReport) -> str:
@@ -37,10 +17,15 @@ def summary(report: RestoreReport) -> str:
 
 
 def main() -> None:
+    runner.set_output("workspace-ready", "false")
     try:
-        report = restore_workspace(request())
-    except (runner.InputError, ArtifactError, WorkspaceError) as exc:
-        runner.set_output("workspace-ready", "false")
+        where = Where.of_run(runner.workspace(), runner.run_context())
+        request = inputs.request(runner.read_inputs(inputs.INPUTS), where)
+    except runner.InputError as exc:
+        runner.fail(str(exc), status=2)
+    try:
+        report = restore_workspace(request)
+    except (ArtifactError, WorkspaceError) as exc:
         runner.fail(str(exc))
     for warning in report.warnings:
         runner.warning(warning)

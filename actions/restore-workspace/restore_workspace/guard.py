@@ -1,12 +1,12 @@
 """What a restore would destroy: work in the workspace that the last restore did not leave.
 
 A restore replaces the workspace's contents. On a runner's job directory that is what users expect
-(actions/checkout cleans too, and the action's `clean` defaults to true), but pointed at a directory
-that holds someone's work it would destroy it without a word. So, unless told to clean, it replaces
-only an empty directory, or the tree an earlier restore left, unchanged: the restore's marker lists
-every file and link with its size and mtime, and one added or changed since (`.git` included, so a
-commit made since counts) is work. Dependency trees (`node_modules`) are rebuilt from the store and
-never count.
+(actions/checkout cleans too, and `clean` defaults to true, in the action and the CLI alike), but pointed
+at a directory that holds someone's work it would destroy it without a word. So, with `clean: false`
+(`--no-clean`), it replaces only an empty directory, or the tree an earlier restore left, unchanged:
+the restore's marker lists every file and link with its size and mtime, and one added or changed since
+(`.git` included, so a commit made since counts) is work. Dependency trees (`node_modules`) are rebuilt
+from the store and never count.
 
 It never asks git whether a checkout is clean: the tree may have been left by another job, and git
 runs what a repository's config names (a clean filter, an fsmonitor hook) while it looks. A checkout
@@ -87,4 +87,4 @@ def check(root: Path, workspace: Path) -> None:
     listed = ", ".join(changed[:SHOWN]) + (f" and {more} more" if more > 0 else "")
     kind = "files added or changed since the last restore" if restored else "files no restore left here"
     raise WorkAtRisk(f"{workspace} holds {kind}, which a restore would delete: {listed}. Move them "
-                     "elsewhere, or pass --clean (clean: true) to wipe the workspace.")
+                     "elsewhere, or restore with --clean (clean: true, the default) to wipe the workspace.")

@@ -31,7 +31,7 @@ class RestoreRequest:
     link_mode: str
     run: artifact.RunId
     commands: Commands  # what rebuilds an entry the store lost: this job's own inputs, not the artifact's
-    clean: bool = False  # wipe the workspace even if it holds work (see guard.py)
+    clean: bool = False  # wipe the workspace even if it holds work (guard.py); the input defaults to true
     shared_store: bool = False  # see cache-local's shared-store input
     scope: Scope = field(default_factory=Scope)  # the store's scope: the run's ref (see cache-local)
 
