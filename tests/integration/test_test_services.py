@@ -255,6 +255,9 @@ def test_the_reaper_removes_only_what_carries_its_labels(state, docker_client):
     leases.mkdir(parents=True, mode=0o700)
     (leases.parent).chmod(0o700)
     run = uuid.uuid4().hex[:8]
+    stray = state / "test-services" / "stacks" / f"ci-stray-{run}"  # a teardown cut short left its folder
+    stray.mkdir(parents=True)
+    (stray / "env").write_text("DATABASE_URL=postgresql://app:app@127.0.0.1:1/app\n")
     orphan = docker_client.networks.create(f"ci-orphan-{run}_default", labels={
         PROJECT_LABEL: f"ci-orphan-{run}", LEASES_LABEL: str(leases)})
     # a compose project of the same shape that test-services did not make, and another state dir's stack
@@ -278,6 +281,7 @@ def test_the_reaper_removes_only_what_carries_its_labels(state, docker_client):
             with pytest.raises(NotFound):
                 docker_client.networks.get(gone.id)
         assert docker_client.networks.get(theirs.id) and docker_client.networks.get(other.id)
+        assert not stray.exists()
     finally:
         for network in (theirs, other, expired):
             with contextlib.suppress(NotFound):

@@ -226,12 +226,14 @@ def _expired(stack_labels: dict[str, str], now: float) -> bool:
 def reap(client: docker.DockerClient, leases: Leases, *, now: float | None = None) -> ReapReport:
     """Remove the stacks whose job is over and release their leases: a lease whose holder is gone or
     whose ttl passed, a damaged one, a stack of this lease folder that no lease holds (a teardown cut
-    short), and any state dir's stack past its expiry label.
+    short), and any state dir's stack past its expiry label. Stack folders no lease holds go too.
 
-    The engine is listed before the leases: a lease is written before its stack exists, so a stack seen
-    without one is never one whose `up` is still running."""
+    The engine and the folders are listed before the leases: a lease is written before its stack and
+    folder exist, so one seen without a lease is never one whose `up` is still running."""
     now = time.time() if now is None else now
     on_engine = labelled_stacks(client)
+    folders = leases.root.parent / "stacks"
+    listed = [p for p in folders.iterdir() if p.is_dir()] if folders.is_dir() else []
     records = {lease.project: lease for lease in leases.all()}
     doomed: dict[str, str] = {}
     for project, lease in records.items():
@@ -254,6 +256,9 @@ def reap(client: docker.DockerClient, leases: Leases, *, now: float | None = Non
             shutil.rmtree(leases.root.parent / "stacks" / project)
         report.reaped.append(Reaped(project, why, removed))
     report.freed_claims = leases.free_unowned_claims()
+    for folder in listed:  # made after its lease: one without a lease outlived a teardown cut short
+        if folder.name not in records and folder.name not in doomed:
+            shutil.rmtree(folder, ignore_errors=True)
     return report
 
 
