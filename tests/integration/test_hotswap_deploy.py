@@ -6,7 +6,9 @@ The images are built once per module with build-images (commits A, B and C diffe
 revision label: the deploy gives each container its commit as GIT_SHA, which /api/health reports); the
 "bad releases" are B's image with one env var baked in (FORCE_UNHEALTHY, CRASH_AFTER_MS, MIGRATE_FAIL),
 so the code under test is the same everywhere. Each test deploys its own compose project
-and its own nginx.
+and its own nginx, with the project's own Postgres and Redis started first (as production keeps
+them); every deploy runs the release's migrations (the first one creates the schema, later ones find
+nothing to apply). tests/integration/test_deploy_migrations.py deploys a release with a new migration.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from ci_actions import ledger
 from ci_actions.compose import Compose
 from hotswap_deploy import envfile
 from hotswap_deploy.proxy import NginxProxy, Upstream
-from tests.support.example_app import built_app, compose_args
+from tests.support.example_app import MIGRATE, built_app, compose_args, start_data_services
 from tests.support.loadgen import LoadGenerator
 from tests.support.nginx import NginxServer, free_port, private_nginx, start_private
 from tests.support.production import remove_project
@@ -54,7 +56,7 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory, docker_client: docker.DockerClient, node_image, busybox_image):
+def images(tmp_path_factory, docker_client: docker.DockerClient, node_image, busybox_image, service_images):
     """{sha: {service: ref}} for the good releases A, B, C and the bad ones (made from B)."""
     app = built_app(tmp_path_factory.mktemp("app"))
     state = tmp_path_factory.mktemp("build-state")
@@ -100,7 +102,8 @@ class Site:
                 "--nginx-config", str(self.nginx.config), "--upstream-dir", str(self.nginx.upstream_dir),
                 "--health-url", "backend: http://localhost/api/health", "--health-match", "backend: {sha}",
                 "--health-url", "frontend: http://localhost/", "--health-interval", "0.25",
-                "--health-timeout", "30", "--state-dir", str(self.state), *extra]
+                "--health-timeout", "30", "--migrate-command", MIGRATE, "--state-dir", str(self.state),
+                *extra]
 
     def deploy(self, sha: str, *extra: str) -> subprocess.CompletedProcess[str]:
         return cli(*self.run_args(sha, *extra))
@@ -124,8 +127,11 @@ def site(images, nginx_factory, tmp_path, docker_client):
     project = f"hd-{uuid.uuid4().hex[:8]}"
     nginx = nginx_factory(project, {"backend": PLACEHOLDER, "frontend": PLACEHOLDER})
     made = Site(app, refs, project, tmp_path / "state", nginx)
-    yield made
-    remove_project(project)
+    try:
+        start_data_services(app, project)
+        yield made
+    finally:
+        remove_project(project)
 
 
 def done(release: ledger.Release) -> list[dict]:
@@ -224,7 +230,7 @@ def test_crash_inside_the_watch_window_rolls_back_and_drops_nothing(site, docker
 def test_failed_migration_aborts_before_any_switch(site, docker_client):
     live_site(site, B)
     with load(site) as generator:
-        result = site.deploy(MIGRATE_FAILS, "--migrate-command", "node dist/migrate.js")
+        result = site.deploy(MIGRATE_FAILS)
     report = generator.stop()
     assert result.returncode == 1
     assert "migration failed (exit 1): migrate " in result.stderr
@@ -484,6 +490,7 @@ def fresh(images, tmp_path):
     assert ready.returncode == 0, ready.stderr
     start_private(nginx)
     try:
+        start_data_services(app, project)
         assert status_of(nginx.url("backend", "/api/health")) == (503, f"no release of {project} is live\n")
         yield made
     finally:
@@ -543,7 +550,7 @@ class Recreate:
         self.url = f"http://127.0.0.1:{self.port}/api/health"
         self.args = ["deploy", "run", *compose_args(site.app), "--project-name", site.project,
                      "--service", "backend", "--strategy", "recreate", "--health-url", f"backend: {self.url}",
-                     "--state-dir", str(site.state), *extra]
+                     "--migrate-command", MIGRATE, "--state-dir", str(site.state), *extra]
 
     def deploy(self, sha: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "ci_actions", *self.args, "--images",
@@ -582,7 +589,7 @@ def test_recreate_of_an_unhealthy_release_goes_back_to_the_previous_image(site):
 
 
 def test_blue_green_without_a_proxy_is_refused_before_migrations(site, docker_client):
-    args = site.run_args(B, "--migrate-command", "node dist/migrate.js")
+    args = site.run_args(B)
     at = args.index("--nginx-config")
     del args[at:at + 4]  # no --nginx-config, no --upstream-dir
     result = cli(*args)
