@@ -1,37 +1,55 @@
 """Resolve a cache's `path` lines to the files, directories and symlinks to store, per anchor.
 
-actions/cache's semantics, with exclusions that work (upstream ignores them: toolkit #713):
+actions/cache resolves `path` with @actions/glob, the matcher hashFiles() uses: so does this, through
+globs.py. What it keeps of actions/cache, and where it differs:
 
-- one pattern per line. Each has an anchor, the directory it is read from and restored to: the
-  workspace (a relative line, or an absolute one inside the workspace), HOME (`~` or `~/...`), or an
-  absolute root (any other absolute line: the directory above its first glob, or its parent). `~user`
-  is not expanded (upstream does not either): an error;
-- a line that is or holds a system directory (`/`, `/usr`, `/var/lib`...), lies in `/proc`, `/sys`,
-  `/dev`, `/boot` or `/etc`, is HOME itself, sits directly under `/`, uses `..`, or is or holds the
-  cache's own store is refused with a PathError naming it: a restore writes where the lines say;
-- `.` (or the workspace's own path) is the whole workspace: each of its entries, as `*` takes them;
-- `*`, `?` and `[...]` match within one path segment, `**` any number of segments, dotfiles included;
-- a match is taken whole, as tar would take it: a matched directory brings everything below it;
-- a line starting with `!` drops what it matches, and everything below that, from the result;
+- the lines are @actions/glob's: trimmed, blank and `#` lines dropped, each leading `!` flipping a line
+  into an exclusion (`!!x` is `x`); minimatch with `dot` (`*`, `?`, `[...]` within one segment,
+  dotfiles included; `**` any number of segments, and `dir/**` matches `dir` itself too; `\\`
+  escapes; no braces), a line ending in `/` matches directories only, and a `.` or `..` segment is an
+  error (a leading `./` aside);
+- a match is taken whole, as tar takes it: a matched directory brings everything below it. Upstream
+  globs with implicitDescendants off and hands each match to tar, which recurses into a directory
+  whatever a `!` line said, so an exclusion inside a matched directory does nothing (toolkit #713).
+  Here a line also matches everything below what it matches (@actions/glob's implicit descendants,
+  as in hashFiles), and the last line that matches a path decides: `!node_modules/.cache` after
+  `node_modules` drops that directory and all below it, and a later `node_modules/.cache/keep` takes
+  that back. So an exclusion drops only what the lines above it took: written first, it drops nothing;
+- each line has an anchor, the directory it is read from and restored to: the workspace (a relative
+  line, or an absolute one inside the workspace), HOME (`~` or `~/...`), or an absolute root (any
+  other absolute line: the directory above its first glob, or its parent; a root inside another one is
+  folded into it). `~user` is an error (@actions/glob reads it as a relative name). Exclusions apply
+  in every anchor;
+- a line whose fixed part (before its first glob) is or holds a system directory (`/`, `/usr`,
+  `/var/lib`...), lies in `/proc`, `/sys`, `/dev`, `/boot` or `/etc`, is HOME itself or holds it, sits
+  directly under `/`, uses `..`, or is, holds or lies in the cache's own store is refused with a
+  PathError naming it: a restore writes where the lines say;
+- `.` (or the workspace's own path, or `**`) is the whole workspace: each of its entries;
 - symlinks are kept as symlinks and never followed, not even as a line's parent (from the anchor's root
   down; for an absolute root, from `/`): `link/secret.txt`, where `link` is a symlink, stores nothing
-  (with a warning). actions/cache would follow it and store whatever the link points at; a save here
-  never reads through a link, and, as with a line that matches nothing, skipping one is a warning.
+  (with a warning). actions/cache globs with followSymbolicLinks on (and omits broken links), then
+  tars whatever the link points at; a save here never reads through a link, and, as with a line that
+  matches nothing, skipping one is a warning. A symlink is not a directory to a line ending in `/`.
 
-The result is, per anchor, root-relative POSIX paths in pre-order, parents before children, names in
-byte order, so a manifest built from it is the same on every run.
+The result is, per anchor, root-relative POSIX paths in @actions/glob's order: each search root (the
+lines' literal prefixes, first seen first, nested ones dropped) walked in pre-order, names in byte
+order, so a manifest built from it is the same on every run. Parents come before children; a path
+taken back below an excluded directory comes without that directory.
+
+What the lines select is part of the entry's version (store.keys.PATH_RULES): a change here that makes
+the same lines select other paths bumps it.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-_GLOB_CHARS = re.compile(r"[*?\[]")
+from ci_actions import globs
+
 WORKSPACE, HOME = "workspace", "home"  # anchor names; any other anchor is an absolute root
 STAGING_PREFIX = ".ci-actions-restore-"  # a restore's staging directory in an anchor's root: never saved
 # A line is refused when its fixed part is one of these or holds one...
@@ -56,8 +74,8 @@ class Anchor(NamedTuple):
 
     name: str  # WORKSPACE, HOME, or the absolute root itself
     root: str  # the directory on this machine
-    positives: list[tuple[str, str]]  # (the line, its pattern relative to root)
-    negatives: list[str]  # patterns relative to root
+    lines: list[tuple[str, str]]  # (a positive line, its fixed part: the absolute path its walk starts at)
+    patterns: tuple[globs.Pattern, ...]  # its positive lines' and every exclusion's, in line order
 
 
 class Tree(NamedTuple):
@@ -72,51 +90,11 @@ class Matched(NamedTuple):
 
 
 class Place(NamedTuple):
-    """Where a restore puts one anchor's tree, and which of its top paths the lines select."""
+    """Where a restore puts one anchor's tree, and which of its top paths the lines select:
+    `selects(path, directory)`, where `directory` (None: either) is whether the path is one."""
 
     root: str
-    selects: Callable[[str], bool]
-
-
-def _segment_regex(segment: str) -> str:
-    out, i = [], 0
-    while i < len(segment):
-        char = segment[i]
-        close = segment.find("]", i + 2) if char == "[" else -1  # `[]x]` holds a literal `]`
-        if char == "*":
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
-        elif close != -1:
-            body = segment[i + 1:close]
-            out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
-            i = close
-        else:
-            out.append(re.escape(char))
-        i += 1
-    return "".join(out)
-
-
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """A workspace-relative glob as a regex over workspace-relative POSIX paths."""
-    parts = pattern.split("/")
-    regex = []
-    for index, part in enumerate(parts):
-        last = index == len(parts) - 1
-        if part == "**":
-            regex.append(".*" if last else "(?:[^/]*/)*")
-        else:
-            regex.append(_segment_regex(part) + ("" if last else "/"))
-    return re.compile("".join(regex))
-
-
-def _parts(text: str, line: str) -> list[str]:
-    """A path's components, empty and `.` ones dropped; `..` is refused (it would leave the anchor)."""
-    parts = [part for part in text.split("/") if part not in ("", ".")]
-    if ".." in parts:
-        raise PathError(f"path {line!r} uses '..'; a cache path stays below its anchor (the workspace, "
-                        "HOME or an absolute root): write the path itself")
-    return parts
+    selects: Callable[..., bool]
 
 
 def _home(line: str) -> str:
@@ -152,9 +130,29 @@ def _refuse(line: str, path: str, home: str | None, keep_out: Sequence[str]) -> 
         raise PathError(f"path {line!r} cannot be cached: {path} {reason}")
 
 
-def _glob_at(parts: list[str]) -> int:
-    """The index of the first component with a glob in it (len(parts) when there is none)."""
-    return next((i for i, part in enumerate(parts) if _GLOB_CHARS.search(part)), len(parts))
+def _patterns(line: str, workspace: str) -> tuple[bool, str, list[globs.Pattern]]:
+    """A line's sign, its path (the line after its `!`s) and its patterns (globs.expand), or PathError
+    naming it."""
+    negate, text = globs.negation(line)
+    if not text:
+        raise PathError(f"path {line!r} has nothing after '!': write the path to exclude "
+                        "(!node_modules/.cache, say), or remove the line")
+    segments = globs.literal_segments(text)
+    if ".." in segments:
+        raise PathError(f"path {line!r} uses '..'; a cache path stays below its anchor (the workspace, "
+                        "HOME or an absolute root): write the path itself")
+    if "." in segments[1:]:
+        raise PathError(f"path {line!r} has a '.' segment, which actions/cache refuses too (only a "
+                        "leading './' is allowed): write the path without it")
+    at_home = text == "~" or text.startswith("~/")
+    if text.startswith("~") and not at_home:
+        raise PathError(f"path {line!r}: {text.partition('/')[0]!r} is not expanded (only '~', this job's "
+                        "HOME, is, as in actions/cache); write the path in full")
+    try:
+        home = _home(line) if at_home else None
+        return negate, text, globs.expand(globs.to_js(line), globs.to_js(workspace), home)
+    except globs.PatternError as exc:
+        raise PathError(f"path {line!r} is not a pattern actions/cache takes: {exc}") from None
 
 
 def anchors(lines: Sequence[str], workspace: Path, *, keep_out: Sequence[Path] = ()) -> list[Anchor]:
@@ -164,122 +162,72 @@ def anchors(lines: Sequence[str], workspace: Path, *, keep_out: Sequence[Path] =
     ws = str(workspace.resolve())
     outside = [os.path.realpath(path) for path in keep_out]
     home: str | None = os.path.realpath(os.path.expanduser("~")) if os.path.expanduser("~") != "~" else None
-    grouped: dict[str, tuple[str, list[tuple[str, str]], list[str]]] = {}
-    absolute: list[tuple[str, bool, list[str]]] = []  # (the line, negated, its components below /)
-
-    def add(name: str, root: str, line: str, negate: bool, pattern: str) -> None:
-        _, positives, negatives = grouped.setdefault(name, (root, [], []))
-        if negate:
-            negatives.append(pattern)
-        else:
-            positives.append((line, pattern or "*"))  # the workspace root: each of its entries
-
+    parsed: list[tuple[str | None, str, str, list[globs.Pattern]]] = []  # (anchor or None, line, fixed, ...)
+    roots: set[str] = set()
     for raw in lines:
-        line = raw.strip()
-        if not line:
+        if globs.is_comment(raw):
             continue
-        negate = line.startswith("!")
-        text = line[1:].strip() if negate else line
-        if text.startswith("~"):
-            head, _, rest = text.partition("/")
-            if head != "~":
-                raise PathError(f"path {line!r}: {head!r} is not expanded (only '~', this job's HOME, "
-                                "is, as in actions/cache); write the path in full")
-            root = _home(line)
-            parts = _parts(rest, line)
-            if not negate:
-                fixed = parts[:_glob_at(parts)]
-                if not fixed:
-                    raise PathError(f"path {line!r} cannot be cached: it is HOME itself; name the "
-                                    "directories in it to cache (~/.npm, say)")
-                _refuse(line, "/".join([root, *fixed]), None, outside)
-            add(HOME, root, line, negate, "/".join(parts))
-            continue
-        parts = _parts(text, line)
-        path = "/" + "/".join(parts)
-        if not text.startswith("/") or path == ws or path.startswith(ws + "/"):
-            pattern = "/".join(parts) if not text.startswith("/") else path[len(ws) + 1:]
-            if not negate:
-                fixed = pattern.split("/")[:_glob_at(pattern.split("/"))] if pattern else []
-                if store := next((s for s in outside if _overlaps("/".join([ws, *fixed]), s)), None):
-                    raise PathError(f"path {line!r} cannot be cached: it is, holds or lies in the "
-                                    f"cache's own store {store}")
-            add(WORKSPACE, ws, line, negate, pattern)
-        else:
-            absolute.append((line, negate, parts))
-    for name, root, line, negate, pattern in _absolute(absolute, home, outside):
-        add(name, root, line, negate, pattern)
-    order = [WORKSPACE, HOME, *sorted(name for name in grouped if name.startswith("/"))]
-    return [Anchor(name, *grouped[name]) for name in order if name in grouped and grouped[name][1]]
-
-
-def _absolute(lines: list[tuple[str, bool, list[str]]], home: str | None,
-              keep_out: Sequence[str]) -> list[tuple[str, str, str, bool, str]]:
-    """Absolute lines outside the workspace, each under its root: the directory above its first glob,
-    or its parent; a root inside another one is folded into it, so that no two trees overlap. A
-    negative line under no root excludes nothing and is dropped."""
-    roots = set()
-    for line, negate, parts in lines:
+        line = globs.js_trim(raw)
+        negate, text, patterns = _patterns(line, ws)
+        fixed = globs.from_js(patterns[0].search_path)
         if negate:
-            continue
-        glob = _glob_at(parts)
-        fixed = parts[:glob]
-        root = fixed if glob < len(parts) else parts[:-1]
-        if not root:
-            where = "a glob in its first component" if glob == 0 else "it sits directly under /"
-            raise PathError(f"path {line!r} cannot be cached: {where}, and a restore stages a path in the "
-                            "directory above it (here /); name what is inside it (/dir/*, say)")
-        _refuse(line, "/" + "/".join(fixed), home, keep_out)
-        roots.add("/" + "/".join(root))
-    outer = [root for root in roots if not any(root.startswith(other + "/") for other in roots)]
-    placed = []
-    for line, negate, parts in lines:
-        path = "/" + "/".join(parts)
-        if root := next((r for r in outer if path.startswith(r + "/")), None):
-            placed.append((root, root, line, negate, path[len(root) + 1:]))
-    return placed
-
-
-def _literal_root(pattern: str) -> str:
-    parts = []
-    for part in pattern.split("/"):
-        if _GLOB_CHARS.search(part):
-            break
-        parts.append(part)
-    return "/".join(parts)
-
-
-def _children(directory: str) -> list[tuple[str, bool]]:
-    """(path, is a real directory) for each child, names sorted; d_type spares a stat per child."""
-    with os.scandir(directory) as it:
-        entries = sorted(it, key=lambda e: e.name)
-    return [(entry.path, entry.is_dir(follow_symlinks=False)) for entry in entries]
-
-
-def _linked_parent(root: str, literal: str) -> str | None:
-    """The first directory above the literal part of a pattern that is a symlink, if any."""
-    parts = [part for part in literal.split("/") if part not in ("", ".")]
-    for depth in range(1, len(parts)):
-        above = "/".join(parts[:depth])
-        try:
-            if stat.S_ISLNK(os.lstat(f"{root}/{above}").st_mode):
-                return above
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-    return None
+            parsed.append((None, line, fixed, patterns))
+        elif text == "~" or text.startswith("~/"):
+            if fixed == _home(line):
+                raise PathError(f"path {line!r} cannot be cached: it is HOME itself; name the "
+                                "directories in it to cache (~/.npm, say)")
+            _refuse(line, fixed, None, outside)
+            parsed.append((HOME, line, fixed, patterns))
+        elif not text.startswith("/") or fixed == ws or fixed.startswith(ws + "/"):
+            if store := next((s for s in outside if _overlaps(fixed, s)), None):
+                raise PathError(f"path {line!r} cannot be cached: it is, holds or lies in the "
+                                f"cache's own store {store}")
+            parsed.append((WORKSPACE, line, fixed, patterns))
+        else:
+            literal = patterns[0].literal
+            root = os.path.dirname(fixed) if literal else fixed
+            if root == "/":
+                where = "it sits directly under /" if literal else "a glob in its first component"
+                raise PathError(f"path {line!r} cannot be cached: {where}, and a restore stages a path in "
+                                "the directory above it (here /); name what is inside it (/dir/*, say)")
+            _refuse(line, fixed, home, outside)
+            roots.add(root)
+            parsed.append((root, line, fixed, patterns))
+    outer = {root: next(r for r in sorted(roots) if root == r or root.startswith(r + "/")) for root in roots}
+    found: dict[str, Anchor] = {}
+    for name, line, fixed, _ in parsed:
+        if name is not None:
+            name = outer.get(name, name)
+            where = {WORKSPACE: ws, HOME: home}.get(name, name)
+            anchor = found.setdefault(name, Anchor(name, str(where), [], ()))
+            anchor.lines.append((line, fixed))
+    for name, anchor in found.items():
+        mine = (p for owner, _, _, patterns in parsed if owner is None or outer.get(owner, owner) == name
+                for p in patterns)
+        found[name] = anchor._replace(patterns=tuple(mine))
+    order = [WORKSPACE, HOME, *sorted(name for name in found if name.startswith("/"))]
+    return [found[name] for name in order if name in found]
 
 
 def places(lines: Sequence[str], workspace: Path, *, keep_out: Sequence[Path] = ()) -> dict[str, Place]:
-    """Per anchor, where it is and whether the lines select a root-relative path itself (as a save's
-    match would take it): what a restore checks every top path of an entry against, so that it writes
-    nowhere else."""
-    found = {}
-    for anchor in anchors(lines, workspace, keep_out=keep_out):
-        wanted = [compile_pattern(pattern) for _, pattern in anchor.positives]
-        dropped = [compile_pattern(pattern) for pattern in anchor.negatives]
-        found[anchor.name] = Place(anchor.root, lambda path, wanted=wanted, dropped=dropped: (
-            any(rx.fullmatch(path) for rx in wanted) and not any(rx.fullmatch(path) for rx in dropped)))
-    return found
+    """Per anchor, where it is and whether the lines select a root-relative path, as a save would take
+    it (the last line that matches it, or a directory above it, is not an exclusion): what a restore
+    checks every top path of an entry against, so that it writes nowhere else."""
+    return {anchor.name: Place(anchor.root, _selector(anchor))
+            for anchor in anchors(lines, workspace, keep_out=keep_out)}
+
+
+def _selector(anchor: Anchor) -> Callable[..., bool]:
+    patterns, prefix = anchor.patterns, globs.to_js(anchor.root) + "/"
+
+    def selects(path: str, directory: bool | None = None) -> bool:
+        if path.startswith(STAGING_PREFIX):  # a save never takes a restore's staging directory
+            return False
+        path_js = prefix + globs.to_js(path)
+        return any((decider := globs.last_match(patterns, path_js, kind)) is not None and not decider.negate
+                   for kind in ((True, False) if directory is None else (directory,)))
+
+    return selects
 
 
 def match_paths(lines: Sequence[str], workspace: Path, *, keep_out: Sequence[Path] = ()) -> Matched:
@@ -292,50 +240,93 @@ def match_paths(lines: Sequence[str], workspace: Path, *, keep_out: Sequence[Pat
     return Matched(trees, warnings)
 
 
+def _linked_parent(top: str, path: str) -> str | None:
+    """The first directory below `top` and above `path` that is a symlink, if any."""
+    at = top
+    for part in path[len(top):].strip("/").split("/")[:-1]:
+        at = f"{at}/{part}"
+        try:
+            if stat.S_ISLNK(os.lstat(at).st_mode):
+                return at
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+    return None
+
+
 def _match(anchor: Anchor, warnings: list[str]) -> list[str]:
-    """One anchor's matches, relative to its root. Walks with strings and scandir: this runs over
-    every file of a node_modules on each save."""
-    excluded = [compile_pattern(p) for p in anchor.negatives]
+    """One anchor's matches, relative to its root."""
     root = anchor.root
-    cut = len(root) + 1
-    chosen: dict[str, None] = {}  # insertion-ordered set
-
-    def dropped(path: str) -> bool:
-        return any(rx.fullmatch(path[cut:]) for rx in excluded)
-
-    def take(path: str, real_dir: bool) -> None:
-        """A match, taken whole: the path and everything below it that no `!` line drops."""
-        if path in chosen or (excluded and dropped(path)):
-            return
-        chosen[path] = None
-        if real_dir:
-            for child, child_is_dir in _children(path):
-                take(child, child_is_dir)
-
-    def search(directory: str, regex: re.Pattern[str]) -> None:
-        found = _children(directory)
-        if directory == root:  # a restore at work stages here: never part of what is saved
-            found = [child for child in found if not child[0][cut:].startswith(STAGING_PREFIX)]
-        for path, real_dir in found:
-            if regex.fullmatch(path[cut:]):
-                take(path, real_dir)
-            elif real_dir and not dropped(path):
-                search(path, regex)
-
-    # An absolute root is reached from / without following a link, as a restore reaches it.
-    base, lead = ("", root[1:] + "/") if anchor.name.startswith("/") else (root, "")
-    for line, pattern in anchor.positives:
-        literal = _literal_root(pattern)
-        if link := _linked_parent(base, lead + literal):
-            shown = f"/{link}" if base == "" else link
+    top = "" if anchor.name.startswith("/") else root  # an absolute root is reached from /, as a restore does
+    skipped = set()
+    for line, fixed in anchor.lines:
+        if link := _linked_parent(top, fixed):
+            shown = link if top == "" else link[len(root) + 1:]
             warnings.append(f"path {line!r} was not saved: {shown} is a symbolic link, and a cache never "
                             "reads through one (list the link itself to keep it as a link)")
-            continue
-        start = os.path.normpath(os.path.join(root, literal))
-        real_dir = os.path.isdir(start) and not os.path.islink(start)
-        if pattern == literal:
-            if os.path.lexists(start):
-                take(start, real_dir)
-        elif real_dir:
-            search(start, compile_pattern(pattern))
-    return [path[cut:] for path in chosen]
+            skipped.add(fixed)
+    found: list[str] = []
+    for start_js in globs.search_paths(anchor.patterns):
+        if (start := globs.from_js(start_js)) not in skipped:
+            _walk(anchor, start, start_js, found)
+    return [path[len(root) + 1:] for path in found]
+
+
+def _walk(anchor: Anchor, start: str, start_js: str, found: list[str]) -> None:
+    """A search root and what lies below it, in pre-order: each path the last matching pattern takes.
+    A directory is entered only while a pattern may still change the answer below it (globs.narrow),
+    and taken whole, without matching, where none can: this runs over every file of a node_modules
+    on each save. Walks with strings and scandir; never enters a link. The root of the anchor is
+    never a path of its tree: its entries are."""
+    try:
+        directory = stat.S_ISDIR(os.lstat(start).st_mode)
+    except OSError:
+        return  # missing, as upstream skips a search path that is not there
+    if start == anchor.root:
+        if not directory:
+            return
+        entries, parent, parent_js = _entries(start, True), start, start_js
+    else:  # the search root, as the only entry of its directory
+        (parent, _, name), parent_js = start.rpartition("/"), start_js.rpartition("/")[0]
+        entries = [(name, directory)]
+    depth = len(parts := parent_js.split("/"))
+    alive = tuple(p for p in anchor.patterns if p.partial(parts))
+    stack = [(iter(entries), parent, parent_js, depth, alive, globs.settled(alive, depth))]
+    while stack:
+        entries, parent, parent_js, depth, alive, same = stack[-1]
+        for name, directory in entries:
+            name_js = name if name.isascii() else globs.to_js(name)
+            path, path_js = f"{parent}/{name}", f"{parent_js}/{name_js}"
+            mine = alive if same else globs.narrow(alive, depth, name_js)
+            decider = globs.last_match(mine, path_js, directory)
+            if inside := decider is not None and not decider.negate:
+                found.append(path)
+            if not directory or not any(p.negate == inside for p in mine):
+                if directory and inside:  # no exclusion can drop anything below it
+                    _take_whole(path, found)
+                continue
+            stack.append((iter(_entries(path, False)), path, path_js, depth + 1, mine,
+                          globs.settled(mine, depth + 1)))
+            break
+        else:
+            stack.pop()
+
+
+def _entries(directory: str, is_root: bool) -> list[tuple[str, bool]]:
+    """(name, is a real directory) for each entry, in byte order; an anchor root's staging directories
+    (a restore at work) left out. d_type spares a stat per entry."""
+    return [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in globs.sorted_entries(directory)
+            if not (is_root and entry.name.startswith(STAGING_PREFIX))]
+
+
+def _take_whole(top: str, found: list[str], is_root: bool = False) -> None:
+    """Everything below a real directory, in pre-order."""
+    stack = [(top, iter(_entries(top, is_root)))]
+    while stack:
+        parent, entries = stack[-1]
+        for name, directory in entries:
+            found.append(path := f"{parent}/{name}")
+            if directory:
+                stack.append((path, iter(_entries(path, False))))
+                break
+        else:
+            stack.pop()

@@ -10,6 +10,7 @@ import pytest
 
 from ci_actions import hash_files_cli
 from ci_actions.hash_files import HashFilesError, hash_files
+from ci_actions.paths import match_paths
 
 
 def digest_of(ws: Path, *files: str) -> str:
@@ -216,3 +217,16 @@ def test_cli_reports_errors_with_exit_code_2(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("error: Invalid pattern '../x'")
+
+
+@pytest.mark.parametrize("lines", [
+    ["**"], ["**/*.json"], ["src", "!src/sub"], ["**", "!**/*.md", "docs/guide.md"], [".github/", "lib/**"],
+    ["*.json", "foo/**"], ["src/**/*.ts", "!src/sub/**", "src/sub/b.ts"], ["#comment", "!!README.md"],
+])
+def test_a_cache_path_and_hashfiles_select_the_same_files_in_order(ws: Path, lines: list[str]) -> None:
+    """One dialect: the files a cache's `path` lines take (paths.py) are the files hashFiles() of the
+    same lines hashes (both globs.py), walked in the same order."""
+    trees = match_paths(lines, ws).trees
+    files = [p for tree in trees for p in tree.paths if (ws / p).is_file()]
+    assert files
+    assert hash_files("\n".join(lines), ws) == digest_of(ws, *files)

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 MAX_KEY_LENGTH = 512
 MAX_KEYS = 10  # the primary key plus restore-keys
 FORMAT = "ci-actions-store-2"  # 2: records in one tree per anchor (header "anchors")
+# How `path` lines are read (paths.py), in the version so that an entry saved under one reading is never
+# restored under another. paths-2: @actions/glob's matcher (globs.py), `#` comments, the last matching
+# line deciding (an exclusion drops what lines above it took; a later line takes some back).
+PATH_RULES = "paths-2"
 
 
 class InvalidKey(ValueError):
@@ -38,8 +42,9 @@ def validate_keys(primary: str, restore_keys: Sequence[str]) -> list[str]:
 
 
 def cache_version(paths: Sequence[str]) -> str:
-    """A digest of the path list and the store format, so a different path set never restores here."""
-    return hashlib.sha256("\n".join([*paths, FORMAT]).encode()).hexdigest()
+    """A digest of the path list, how it is read and the store format, so a different path set never
+    restores here."""
+    return hashlib.sha256("\n".join([*paths, FORMAT, PATH_RULES]).encode()).hexdigest()
 
 
 def is_exact_match(primary: str, matched: str | None) -> bool:

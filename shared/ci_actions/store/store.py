@@ -347,7 +347,8 @@ class Store:
             dirs = {record.path for record in records if record.kind == "dir"}
             stray = None if place is None else next(
                 (record.path for record in records
-                 if record.path.rpartition("/")[0] not in dirs and not place.selects(record.path)), None)
+                 if record.path.rpartition("/")[0] not in dirs
+                 and not place.selects(record.path, record.kind == "dir")), None)
             if place is None or stray is not None:
                 header = manifest.header
                 self._drop(self.entry_path(header.version, header.key, header.scope))
