@@ -5,16 +5,17 @@ typecheck, lint, unit tests and build, the frontend's the same, then `docker com
 the prod override on free loopback ports, from the local base images and with no registry: Postgres and
 Redis up, the migrations in a one-off backend container (twice: the second applies nothing), then the
 whole stack `up --wait`. The API is read from the host, through the database and the Redis leaderboard;
-`down -v --rmi all` always runs (the database's named volume goes with -v; the image tags are unique to
-the run, so `--rmi all` removes only this run's images; `--rmi local` would keep them because the
-services name their images), and so does the removal of the untagged images this run's builds left.
+`down -v` always runs (the database's named volume goes with -v), then the removal of the two images
+this run built (tags unique to the run) and of the untagged images its builds left. Never `--rmi all`:
+postgres and redis run the shared local images ci-actions/postgres:local and ci-actions/redis:local,
+which every other stack on the machine uses (and `--rmi local` keeps the app's images, which the
+services name).
 
 npm uses its own cache (~/.npm), so a second run installs from disk. Phase timings are printed (-s).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -30,8 +31,9 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import docker
-import docker.errors
 import pytest
+
+from tests.support.example_app import leftover_images, remove_built_images
 
 APP = Path(__file__).resolve().parents[2] / "examples" / "loyalty-app"
 # Prisma 7's `prisma generate` resolves the schema engine before generating, and downloads it from
@@ -66,7 +68,8 @@ class Phases:
 
 def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 240) -> str:
     """Run argv (no shell); fail with its output when it exits non-zero."""
-    full_env = {**os.environ, "NO_UPDATE_NOTIFIER": "1", "NPM_CONFIG_UPDATE_NOTIFIER": "false", **(env or {})}
+    full_env = {**os.environ, "NO_UPDATE_NOTIFIER": "1", "NPM_CONFIG_UPDATE_NOTIFIER": "false",
+                "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1", **(env or {})}
     try:
         result = subprocess.run(
             argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
@@ -165,23 +168,15 @@ class Compose:
         return _run(self.argv(*args), cwd=self.app, env=self.env, timeout=timeout)
 
 
-def _leftover_images(client: docker.DockerClient) -> set[str]:
-    """Untagged images the app's Dockerfiles made (label loyalty-app.image): the classic builder leaves the
-    backend's deps stage and, after `down --rmi all`, cached intermediate images behind."""
-    return {
-        image.id for image in client.images.list(filters={"dangling": True, "label": "loyalty-app.image"})
-    }
-
-
 @pytest.fixture
 def compose(app_copy: Path, docker_client: docker.DockerClient) -> Iterator[Compose]:
     project = Compose(app_copy)
-    before = _leftover_images(docker_client)
+    before = leftover_images(docker_client)
     try:
         yield project
     finally:
         down = subprocess.run(
-            project.argv("down", "-v", "--rmi", "all", "--remove-orphans", "--timeout", "10"),
+            project.argv("down", "-v", "--remove-orphans", "--timeout", "10"),
             cwd=app_copy,
             env={**os.environ, **project.env},
             capture_output=True,
@@ -189,10 +184,9 @@ def compose(app_copy: Path, docker_client: docker.DockerClient) -> Iterator[Comp
             timeout=120,
             check=False,
         )
-        # Only what this run added; another run may be using its own as build cache right now.
-        for image_id in _leftover_images(docker_client) - before:
-            with contextlib.suppress(docker.errors.APIError):
-                docker_client.images.remove(image_id)
+        # Only the two images this run built (never `--rmi all`: the shared service images stay).
+        remove_built_images(docker_client, (project.env["BACKEND_IMAGE"], project.env["FRONTEND_IMAGE"]),
+                            before)  # fmt: skip
         assert down.returncode == 0, f"compose down failed:\n{down.stdout}\n{down.stderr}"
 
 

@@ -8,21 +8,28 @@ database has the release's newest migration."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import docker
+import docker.errors
 
 APP = Path(__file__).resolve().parents[2] / "examples" / "loyalty-app"
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.prod.yml")
 DATA_SERVICES = ("postgres", "redis")
 SERVICE_IMAGES = ("ci-actions/postgres:local", "ci-actions/redis:local")
 MIGRATE = "node dist/migrate.js"  # the backend image's `npm run db:migrate:deploy`
+# PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: the frontend's E2E suite drives Debian's Chromium; an install never
+# fetches Playwright's own browsers.
 ENV = {"PRISMA_SCHEMA_ENGINE_BINARY": "/bin/true", "CHECKPOINT_DISABLE": "1", "NO_UPDATE_NOTIFIER": "1",
-       "NPM_CONFIG_UPDATE_NOTIFIER": "false"}
+       "NPM_CONFIG_UPDATE_NOTIFIER": "false", "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
 
 
 def run(argv: list[str], cwd: Path, timeout: float = 600) -> str:
@@ -46,6 +53,26 @@ def built_app(dest: Path) -> Path:
     for package in ("backend", "frontend"):
         run(["npm", "run", "build"], app / package)
     return app
+
+
+def leftover_images(client: docker.DockerClient) -> set[str]:
+    """Untagged images the app's Dockerfiles made (label loyalty-app.image): the classic builder leaves the
+    backend's deps stage and, once a build's tags are removed, cached intermediate images behind."""
+    return {
+        image.id for image in client.images.list(filters={"dangling": True, "label": "loyalty-app.image"})
+    }
+
+
+def remove_built_images(client: docker.DockerClient, tags: Iterable[str], before: set[str]) -> None:
+    """Only what a run built: its own tags, then the untagged images added since `before` (another run may
+    be using its own as build cache right now). Never `docker compose down --rmi all`: that also removes
+    the shared service images (SERVICE_IMAGES) that every stack on the machine runs."""
+    for ref in tags:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(ref, force=True)
+    for image_id in leftover_images(client) - before:
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(image_id)
 
 
 def compose_args(app: Path) -> list[str]:

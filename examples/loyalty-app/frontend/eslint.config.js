@@ -6,7 +6,7 @@ import tseslint from "typescript-eslint";
 
 export default defineConfig(
   {
-    ignores: ["dist/", "build-test/", "node_modules/"],
+    ignores: ["dist/", "build-test/", "node_modules/", "e2e-results/"],
   },
   js.configs.recommended,
   tseslint.configs.recommended,
@@ -15,7 +15,7 @@ export default defineConfig(
     languageOptions: { globals: globals.browser },
   },
   {
-    files: ["test/**/*.ts", "*.config.{js,ts}"],
+    files: ["test/**/*.ts", "e2e/**/*.ts", "*.config.{js,ts}"],
     languageOptions: { globals: globals.node },
   },
   {

@@ -39,8 +39,11 @@ function renderRewards(): void {
     ...rewards.map((reward) => {
       const state = availability(reward, currentBalance);
       const item = element("li", `${reward.name} — ${formatBalance(reward.cost)} (${reward.stock} left)`, state);
+      item.dataset.testid = "reward";
+      item.dataset.rewardId = String(reward.id);
       if (currentUser !== null) {
         const button = element("button", "Redeem") as HTMLButtonElement;
+        button.setAttribute("aria-label", `Redeem ${reward.name}`);
         button.disabled = state !== "available";
         button.addEventListener("click", () => void redeem(reward));
         item.append(" ", button);
@@ -53,7 +56,14 @@ function renderRewards(): void {
 async function showLeaders(): Promise<void> {
   try {
     const leaders = await api.leaderboard(5);
-    $("leaderboard").replaceChildren(...leaders.map((l) => element("li", `${l.name} — ${formatBalance(l.points)} earned`)));
+    $("leaderboard").replaceChildren(
+      ...leaders.map((l) => {
+        const item = element("li", `${l.name} — ${formatBalance(l.points)} earned`);
+        item.dataset.testid = "leader";
+        item.dataset.userId = String(l.userId);
+        return item;
+      }),
+    );
   } catch {
     $("leaderboard").replaceChildren(element("li", "the leaderboard is unavailable", "error"));
   }
@@ -65,6 +75,7 @@ async function showMember(userId: number): Promise<void> {
     currentUser = user.id;
     currentBalance = balance;
     const next = pointsToNextTier(balance);
+    $("member").dataset.userId = String(user.id);
     $("member").replaceChildren(
       element("p", `${user.name} <${user.email}>`),
       element("p", `${formatBalance(balance)} · ${tierFor(balance)}${next === null ? "" : ` · ${next} to next tier`}`, "balance"),
@@ -75,6 +86,7 @@ async function showMember(userId: number): Promise<void> {
   } catch (err) {
     currentUser = null;
     currentBalance = null;
+    delete $("member").dataset.userId;
     $("member").replaceChildren();
     $("ledger").replaceChildren();
     $("earn").hidden = true;
@@ -84,13 +96,23 @@ async function showMember(userId: number): Promise<void> {
 }
 
 async function redeem(reward: Reward): Promise<void> {
-  if (currentUser === null) return;
+  const userId = currentUser;
+  if (userId === null) return;
+  say(`Redeeming ${reward.name}…`);
   try {
-    await api.redeem(currentUser, reward.id);
+    await api.redeem(userId, reward.id);
     rewards = await api.rewards();
     say(`Redeemed ${reward.name}.`);
-    await showMember(currentUser);
+    await showMember(userId);
   } catch (err) {
+    // Refused (sold out, too few points) or failed: say why, and show what the server has now, since this
+    // page's catalogue and balance may be older than another member's (or another tab's) redemption.
+    try {
+      rewards = await api.rewards();
+    } catch {
+      // the API cannot be reached: keep the catalogue the page has
+    }
+    await showMember(userId);
     say(problem(err), true);
   }
 }
@@ -107,6 +129,7 @@ $("earn").addEventListener("submit", (event) => {
   if (currentUser === null) return;
   const data = new FormData(event.target as HTMLFormElement);
   const userId = currentUser;
+  say("Adding points…");
   api
     .earn(userId, Number(data.get("points")), String(data.get("reason")))
     .then(() => Promise.all([showMember(userId), showLeaders()]))
@@ -118,6 +141,7 @@ $("signup").addEventListener("submit", (event) => {
   event.preventDefault();
   const form = event.target as HTMLFormElement;
   const data = new FormData(form);
+  say("Signing up…");
   api
     .signUp(String(data.get("email")), String(data.get("name")))
     .then(async ({ user }) => {
@@ -136,9 +160,11 @@ async function start(): Promise<void> {
     rewards = await api.rewards();
     renderRewards();
     await Promise.all([showMember(1), showLeaders()]);
+    document.body.dataset.app = "ready";
   } catch (err) {
     $("status").textContent = `API unavailable: ${problem(err)}`;
     $("status").className = "status error";
+    document.body.dataset.app = "offline";
   }
 }
 
