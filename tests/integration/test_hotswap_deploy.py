@@ -103,7 +103,7 @@ class Site:
                 "--health-url", "backend: http://localhost/api/health", "--health-match", "backend: {sha}",
                 "--health-url", "frontend: http://localhost/", "--health-interval", "0.25",
                 "--health-timeout", "30", "--migrate-command", MIGRATE, "--state-dir", str(self.state),
-                *extra]
+                "--watch-seconds", "0", *extra]  # no watch (the input's 30 s) unless a test asks for one
 
     def deploy(self, sha: str, *extra: str) -> subprocess.CompletedProcess[str]:
         return cli(*self.run_args(sha, *extra))
@@ -263,7 +263,7 @@ def test_dry_run_prints_the_whole_plan_with_the_commit_read_from_the_images(site
 def test_dry_run_refuses_blue_green_without_a_proxy(site):
     args = site.run_args(B)
     at = args.index("--nginx-config")
-    del args[at:at + 4]
+    args[at:at + 4] = ["--proxy", "none", "--strategy", "blue-green"]
     result = cli(*args, "--dry-run")
     assert result.returncode == 1 and "blue-green needs a proxy" in result.stderr
 
@@ -549,7 +549,7 @@ class Recreate:
         self.site, self.port = site, str(free_port())
         self.url = f"http://127.0.0.1:{self.port}/api/health"
         self.args = ["deploy", "run", *compose_args(site.app), "--project-name", site.project,
-                     "--service", "backend", "--strategy", "recreate", "--health-url", f"backend: {self.url}",
+                     "--service", "backend", "--proxy", "none", "--health-url", f"backend: {self.url}",
                      "--migrate-command", MIGRATE, "--state-dir", str(site.state), *extra]
 
     def deploy(self, sha: str) -> subprocess.CompletedProcess[str]:
@@ -591,7 +591,7 @@ def test_recreate_of_an_unhealthy_release_goes_back_to_the_previous_image(site):
 def test_blue_green_without_a_proxy_is_refused_before_migrations(site, docker_client):
     args = site.run_args(B)
     at = args.index("--nginx-config")
-    del args[at:at + 4]  # no --nginx-config, no --upstream-dir
+    args[at:at + 4] = ["--proxy", "none", "--strategy", "blue-green"]  # blue-green asked for, no proxy
     result = cli(*args)
     assert result.returncode == 1
     assert "blue-green needs a proxy" in result.stderr and "Nothing was touched" in result.stderr

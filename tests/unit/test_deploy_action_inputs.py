@@ -1,13 +1,17 @@
-"""hotswap-deploy's action inputs: the guard reads the run, and fails closed when it cannot tell."""
+"""hotswap-deploy's action inputs: the guard reads the run, and fails closed when it cannot tell; the step
+and the CLI build the same settings from one table."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from ci_actions import cli, declared
 from hotswap_deploy import inputs
 from hotswap_deploy.guard import GuardError
+from hotswap_deploy.settings import NginxSettings
 
 
 @pytest.fixture
@@ -71,3 +75,20 @@ def test_an_untrusted_event_is_refused_before_the_default_branch_is_asked_for(ru
     run_env("pull_request_target", "refs/heads/main", {})
     with pytest.raises(GuardError, match="pull_request_target event"):
         inputs.check_guard()
+
+
+@pytest.mark.parametrize(("proxy", "strategy", "nginx"), [
+    ("none", "recreate", None),
+    ("nginx", "blue-green", NginxSettings(Path("/etc/nginx/nginx.conf"), Path("/etc/nginx/ci-actions"))),
+])
+def test_the_step_and_the_cli_build_the_same_settings(tmp_path, proxy, strategy, nginx):
+    """One table, one builder: the same defaults (watch 30 s, keep 3) and the same strategy rule."""
+    given = {"services": "web", "health-url": "web: http://localhost/", "proxy": proxy,
+             "state-dir": str(tmp_path)}
+    step = declared.read(inputs.INPUTS, lambda name: given.get(name, ""))
+    argv = [arg for name, value in given.items() for arg in (inputs.INPUTS[name].option, value)]
+    flags = declared.from_args(cli.build_parser("deploy").parse_args(["deploy", "run", *argv]))
+    built = inputs.deploy_settings(step, tmp_path)
+    assert built == inputs.deploy_settings(flags, tmp_path)
+    assert (built.strategy, built.nginx, built.watch_seconds, built.keep) == (strategy, nginx, 30, 3)
+    assert built.compose.files == ((tmp_path / "docker-compose.yml").resolve(),)

@@ -4,11 +4,13 @@ import dataclasses
 import json
 
 from ci_actions import engine, runner
-from hotswap_deploy import inputs
+from ci_actions.declared import Values
+from hotswap_deploy import inputs, setup
 from hotswap_deploy.cli import FAILURES
-from hotswap_deploy.deploy import DeployError, DeployReport, deploy, resolve_sha
+from hotswap_deploy.deploy import DeployError, DeployReport, DeployRequest, deploy, resolve_sha
 from hotswap_deploy.github_deployment import API_ERRORS, GitHubDeployment
 from hotswap_deploy.guard import GuardError
+from hotswap_deploy.settings import Settings
 
 
 def summary(report: DeployReport) -> str:
@@ -31,17 +33,32 @@ def summary(report: DeployReport) -> str:
     return "\n".join([*lines, ""])
 
 
-def github_deployment(sha: str) -> tuple[GitHubDeployment | None, str]:
-    token = runner.get_input("github-token")
-    context = runner.run_context()
-    log_url = context.run_url
+def request(values: Values, context: runner.RunContext) -> DeployRequest:
+    """The inputs' request, with the run's id and actor; the token and every env-file value are masked
+    before anything can print them."""
+    runner.mask(values["github-token"])
+    built = inputs.request(values, runner.workspace(), run=f"{context.run_id}/{context.attempt}",
+                           actor=context.actor)
+    for value in (built.env_values or {}).values():
+        runner.mask(value)
+    return built
+
+
+def setup_nginx(values: Values, saved: Settings) -> list[str]:
+    """With `setup: true`, make nginx ready first (nothing to do without a proxy)."""
+    if not values["setup"] or saved.nginx is None:
+        return []
+    return setup.setup(saved.compose, saved.nginx, saved.services, values["routes"], values["listen"])
+
+
+def github_deployment(values: Values, context: runner.RunContext,
+                      sha: str) -> tuple[GitHubDeployment | None, str]:
+    token, log_url = values["github-token"], context.run_url
     if not token:
         return None, log_url
-    runner.mask(token)
     deployment = GitHubDeployment(token, context.repository, context.api_url)
     try:
-        deployment.start(sha, runner.get_input("environment", default="production"),
-                         f"hotswap-deploy of {sha[:12]}", log_url)
+        deployment.start(sha, values["environment"], f"hotswap-deploy of {sha[:12]}", log_url)
     except API_ERRORS as exc:
         runner.warning(f"GitHub Deployment not created ({exc}); deploying anyway")
         return None, log_url
@@ -62,22 +79,23 @@ def main() -> None:
     runner.set_output("rolled-back", "false")
     try:
         inputs.check_guard()
-        request = inputs.request()
-    except (runner.InputError, GuardError, *FAILURES) as exc:
+        values = runner.read_inputs(inputs.INPUTS)
+    except runner.InputError as exc:
+        runner.fail(str(exc), status=2)
+    except GuardError as exc:
         runner.fail(str(exc))
+    context = runner.run_context()
     try:
-        request = dataclasses.replace(request, sha=resolve_sha(engine.connect(), request))
-    except FAILURES as exc:
-        runner.fail(str(exc))
-    try:
-        for line in inputs.setup_nginx(request.settings):
+        asked = request(values, context)
+        asked = dataclasses.replace(asked, sha=resolve_sha(engine.connect(), asked))
+        for line in setup_nginx(values, asked.settings):
             runner.info(f"setup: {line}")
     except FAILURES as exc:
         runner.fail(str(exc))
-    deployment, log_url = github_deployment(request.sha)
+    deployment, log_url = github_deployment(values, context, asked.sha)
     try:
-        with runner.group(f"hotswap-deploy ({request.kind})"):
-            report = deploy(request)
+        with runner.group(f"hotswap-deploy ({asked.kind})"):
+            report = deploy(asked)
     except FAILURES as exc:
         tell_github(deployment, False, str(exc).splitlines()[0], log_url)
         if isinstance(exc, DeployError) and exc.rolled_back:
