@@ -583,8 +583,18 @@ def test_recreate_of_an_unhealthy_release_goes_back_to_the_previous_image(site):
     assert failed.returncode == 1
     assert "backend is not healthy after recreate" in failed.stderr
     assert f"recreated backend from {site.refs[A]['backend']}" in failed.stderr
-    with urllib.request.urlopen(recreate.url, timeout=5) as response:
-        assert json.loads(response.read())["commit"] == A
+    # the container recreated from A is not health-checked again: it may still be starting (connecting
+    # to its database and Redis) when the deploy returns
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(recreate.url, timeout=5) as response:
+                commit = json.loads(response.read())["commit"]
+            break
+        except (urllib.error.URLError, ConnectionError) as exc:
+            assert time.monotonic() < deadline, f"{recreate.url} did not answer: {exc}"
+            time.sleep(0.2)
+    assert commit == A
     assert [r.outcome for r in site.releases()] == ["live", "rolled-back"]
 
 
