@@ -178,7 +178,7 @@ def test_prune_spares_ledger_targets_containers_and_the_newest(project, docker_c
     # SHAS[1] is a rollback target in the ledger; a stopped container still uses SHAS[2]'s web image
     book = ledger.Ledger(project.state, project.name)
     images = {service: ledger.Image(f"x:{service}", image_id) for service, image_id in ids[SHAS[1]].items()}
-    target = ledger.Release("r1", SHAS[1], "deploy", images, None, "1", "me", "")
+    target = ledger.Release("r1", SHAS[1], "deploy", images, run="1", actor="me", started_at="")
     book.start(target)
     book.finish(target, ledger.LIVE)
     docker_client.containers.create(ids[SHAS[2]]["web"], labels={"test": project.name})
