@@ -94,7 +94,7 @@ def boolean(text: str) -> bool:
         return True
     if text in ("false", "False", "FALSE"):
         return False
-    raise ValueError(f"is not a boolean: {text!r}; use true or false")
+    raise ValueError(f"is not a boolean: {text!r}; use one of: true | True | TRUE | false | False | FALSE")
 
 
 def number(minimum: float = 0.0, *, whole: bool = False) -> Parse:

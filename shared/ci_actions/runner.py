@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shlex
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,8 +25,6 @@ from ci_actions import declared
 from ci_actions.declared import Input, InputError
 from ci_actions.store.keys import Scope, branch_ref
 
-TRUE_SPELLINGS = ("true", "True", "TRUE")
-FALSE_SPELLINGS = ("false", "False", "FALSE")
 SUMMARY_LIMIT = 1024 * 1024  # the runner rejects a step summary over 1 MiB
 SUMMARY_CUT_NOTE = "\n\n_(summary cut at 1 MiB)_\n"
 
@@ -57,57 +54,6 @@ def get_input(name: str, *, required: bool = False, default: str = "") -> str:
             raise InputError(f"Input required and not supplied: {name}")
         return default
     return value
-
-
-def get_multiline_input(name: str, *, required: bool = False) -> list[str]:
-    """Split on newlines, trim each line and drop blank ones (actions/cache's `path` semantics)."""
-    lines = [line.strip() for line in get_input(name, required=required).splitlines()]
-    return [line for line in lines if line]
-
-
-def get_boolean_input(name: str, *, default: bool = False) -> bool:
-    """Parse a YAML 1.2 core-schema boolean; an empty input gives `default`."""
-    value = get_input(name)
-    if not value:
-        return default
-    if value in TRUE_SPELLINGS:
-        return True
-    if value in FALSE_SPELLINGS:
-        return False
-    spellings = " | ".join(TRUE_SPELLINGS + FALSE_SPELLINGS)
-    raise InputError(f"Input '{name}' is not a boolean: {value!r}. Use one of: {spellings}")
-
-
-def get_choice_input(name: str, choices: tuple[str, ...], *, default: str) -> str:
-    """One of a fixed set of words; anything else names the input and the choices."""
-    value = get_input(name, default=default)
-    if value not in choices:
-        raise InputError(f"Input '{name}' is {value!r}; use one of: {', '.join(choices)}")
-    return value
-
-
-def get_number_input(name: str, *, default: float, minimum: float = 0.0, whole: bool = False) -> float:
-    """A number (seconds, counts) at least `minimum`; anything else is an error naming the input."""
-    text = get_input(name)
-    if not text:
-        return default
-    try:
-        value = int(text) if whole else float(text)
-    except ValueError:
-        value = None
-    if value is None or value < minimum:
-        kind = "a whole number" if whole else "a number"
-        raise InputError(f"Input '{name}' must be {kind}, at least {minimum:g} (got {text!r})")
-    return value
-
-
-def get_argv_input(name: str, *, default: str = "") -> list[str]:
-    """A command line, split as a shell would (no shell runs it); empty gives `default`, split."""
-    text = get_input(name, default=default)
-    try:
-        return shlex.split(text)
-    except ValueError as exc:
-        raise InputError(f"Input '{name}' is not a valid command line: {exc}") from exc
 
 
 def _append_file_command(var: str, text: str) -> bool:

@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from ci_actions import runner
+from ci_actions import declared, runner
+from ci_actions.declared import Input
 
 
 def parse_file_command(text: str) -> dict[str, str]:
@@ -43,9 +44,13 @@ def test_input_trimmed_with_hyphenated_name(monkeypatch):
     assert runner.get_input("fail-on-cache-miss") == "true"
 
 
+def read(name: str, parse=str, default: str = "", choices: tuple[str, ...] = ()):
+    return runner.read_inputs(declared.table(Input(name, "h", default, parse=parse, choices=choices)))[name]
+
+
 def test_input_in_the_runners_own_hyphen_form(monkeypatch):
     monkeypatch.setenv("INPUT_LOOKUP-ONLY", "TRUE")
-    assert runner.get_boolean_input("lookup-only") is True
+    assert read("lookup-only", declared.boolean) is True
 
 
 def test_missing_required_input_names_it(monkeypatch):
@@ -65,27 +70,28 @@ def test_default_applies_only_when_empty(monkeypatch):
 @pytest.mark.parametrize("spelling", ["true", "True", "TRUE"])
 def test_boolean_true_spellings(monkeypatch, spelling):
     monkeypatch.setenv("INPUT_FLAG", spelling)
-    assert runner.get_boolean_input("flag") is True
+    assert read("flag", declared.boolean) is True
 
 
 @pytest.mark.parametrize("spelling", ["false", "False", "FALSE"])
 def test_boolean_false_spellings(monkeypatch, spelling):
     monkeypatch.setenv("INPUT_FLAG", spelling)
-    assert runner.get_boolean_input("flag", default=True) is False
+    assert read("flag", declared.boolean, default="true") is False
 
 
 @pytest.mark.parametrize("value", ["yes", "1", "tRUE", "on"])
 def test_invalid_boolean_names_value_and_spellings(monkeypatch, value):
     monkeypatch.setenv("INPUT_FLAG", value)
     with pytest.raises(runner.InputError) as caught:
-        runner.get_boolean_input("flag")
-    assert str(caught.value) == (f"Input 'flag' is not a boolean: {value!r}. "
-                                 "Use one of: true | True | TRUE | false | False | FALSE")
+        read("flag", declared.boolean)
+    assert str(caught.value) == (f"Input 'flag' is not a boolean: {value!r}; "
+                                 "use one of: true | True | TRUE | false | False | FALSE")
 
 
 def test_multiline_input_drops_blank_lines(monkeypatch):
     monkeypatch.setenv("INPUT_PATH", "\n  node_modules \n\n  !node_modules/.cache\n")
-    assert runner.get_multiline_input("path") == ["node_modules", "!node_modules/.cache"]
+    table = declared.table(Input("path", "p", many=True))
+    assert runner.read_inputs(table)["path"] == ["node_modules", "!node_modules/.cache"]
 
 
 def test_outputs_round_trip_including_multiline(files):
@@ -180,23 +186,23 @@ def test_fail_prints_one_error_line_and_exits_1(capsys):
 def test_choice_input_names_the_choices(monkeypatch):
     monkeypatch.setenv("INPUT_LINK_MODE", "symlink")
     with pytest.raises(runner.InputError, match=r"Input 'link-mode' is 'symlink'; use one of: auto, copy"):
-        runner.get_choice_input("link-mode", ("auto", "copy", "hardlink"), default="auto")
+        read("link-mode", default="auto", choices=("auto", "copy", "hardlink"))
     monkeypatch.setenv("INPUT_LINK_MODE", "")
-    assert runner.get_choice_input("link-mode", ("auto", "copy"), default="auto") == "auto"
+    assert read("link-mode", default="auto", choices=("auto", "copy")) == "auto"
 
 
 def test_number_input_default_value_and_errors(monkeypatch):
-    assert runner.get_number_input("watch-seconds", default=30) == 30
+    assert read("watch-seconds", declared.number(), default="30") == 30
     monkeypatch.setenv("INPUT_WATCH_SECONDS", " 2.5 ")
-    assert runner.get_number_input("watch-seconds", default=30) == 2.5
+    assert read("watch-seconds", declared.number(), default="30") == 2.5
     monkeypatch.setenv("INPUT_KEEP", "2.5")
     whole = r"Input 'keep' must be a whole number, at least 1 \(got '2.5'\)"
     with pytest.raises(runner.InputError, match=whole):
-        runner.get_number_input("keep", default=3, minimum=1, whole=True)
+        read("keep", declared.number(1, whole=True), default="3")
     monkeypatch.setenv("INPUT_KEEP", "0")
     with pytest.raises(runner.InputError, match="at least 1"):
-        runner.get_number_input("keep", default=3, minimum=1, whole=True)
+        read("keep", declared.number(1, whole=True), default="3")
     monkeypatch.setenv("INPUT_WATCH_SECONDS", "soon")
     number = r"Input 'watch-seconds' must be a number, at least 0 \(got 'soon'\)"
     with pytest.raises(runner.InputError, match=number):
-        runner.get_number_input("watch-seconds", default=30)
+        read("watch-seconds", declared.number(), default="30")

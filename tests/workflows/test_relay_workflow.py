@@ -28,7 +28,7 @@ def test_output_passes_between_jobs_through_needs(relay_run):
 def test_invalid_boolean_names_value_and_spellings(relay_run):
     job = relay_run.job("bad-boolean")
     assert job.result == "failure"
-    assert "Input 'shout' is not a boolean: 'yes'. Use one of: true | True | TRUE" in job.text
+    assert "Input 'shout' is not a boolean: 'yes'; use one of: true | True | TRUE" in job.text
 
 
 def test_missing_required_input_is_one_error_line(relay_run):

@@ -1,14 +1,18 @@
 """Relay `message` to outputs, exercising inputs, outputs, masks, groups and the step summary."""
 
-from ci_actions import runner
+from ci_actions import declared, runner
+from ci_actions.declared import Input
+
+INPUTS = declared.table(Input("message", "m", required=True),
+                        Input("shout", "s", default="false", parse=declared.boolean))
 
 
 def main() -> None:
     try:
-        message = runner.get_input("message", required=True)
-        shout = runner.get_boolean_input("shout")
+        values = runner.read_inputs(INPUTS)
     except runner.InputError as exc:
         runner.fail(str(exc))
+    message, shout = values["message"], values["shout"]
     relayed = message.upper() if shout else message
     with runner.group("relay"):
         runner.info(f"relaying {relayed!r}")
