@@ -31,7 +31,11 @@ class LedgerError(Exception):
 
 
 def default_state_dir() -> Path:
-    """Host state that must outlive jobs and caches: `$XDG_STATE_HOME/ci-actions` (~/.local/state)."""
+    """Host state that must outlive jobs and caches: `$CI_ACTIONS_STATE_DIR`, else
+    `$XDG_STATE_HOME/ci-actions` (~/.local/state). The variable lets every action of a run (and the
+    ones with no state-dir input, which still write timing records there) agree on one place."""
+    if os.environ.get("CI_ACTIONS_STATE_DIR"):
+        return Path(os.environ["CI_ACTIONS_STATE_DIR"])
     base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
     return Path(base) / "ci-actions"
 

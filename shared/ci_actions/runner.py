@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from actions_toolkit.command import issue_command
 from actions_toolkit.utils import AnnotationProperties, to_command_properties, to_command_value
 
-from ci_actions import declared
+from ci_actions import declared, ledger, timing
 from ci_actions.declared import Input, InputError
 from ci_actions.store.keys import Scope, branch_ref
 
@@ -270,6 +270,16 @@ def event_payload() -> dict:
 def workspace() -> Path:
     """The job's workspace: `$GITHUB_WORKSPACE` on a runner, else the current directory."""
     return Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd())
+
+
+def start_timing(action: str) -> Path:
+    """Send this step's timing records to its run's file (ci_actions.timing) and return that file."""
+    context = run_context()
+    path = timing.run_dir(ledger.default_state_dir(), context.repository, context.run_id,
+                          context.attempt) / timing.FILE_NAME
+    timing.record_to(path, run=f"{context.run_id}-{context.attempt}", job=context.job, action=action,
+                     step=os.environ.get("GITHUB_ACTION") or "")
+    return path
 
 
 def fail(message: str, status: int = 1) -> NoReturn:
