@@ -9,6 +9,11 @@ Stdlib only: this runs before any dependency exists. The venv lives under
 a build killed half-way is found and redone. The warm path reads one small file and ``exec``s.
 
 ``CI_ACTIONS_WHEELHOUSE`` names a directory of wheels for air-gapped runners (``pip --no-index``).
+
+Production shares this machine, so the action, and every process it starts (npm installs, tar, zstd,
+the compose client), runs at a lowered CPU and I/O priority: ``CI_ACTIONS_PRIORITY=low`` (the default:
+nice 10, best-effort I/O at its lowest level) or ``normal``. hotswap-deploy sets ``normal``: its work is
+production's own. Builds run inside dockerd, which the engine schedules, not this process.
 """
 
 from __future__ import annotations
@@ -22,6 +27,12 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parent.parent
 LOCK_FILE = SHARED.parent / "requirements" / "runtime.lock"
 MARKER = ".ci-actions-ready"
+PRIORITIES = ("low", "normal")
+LOW_NICE = 10
+# ioprio_set(2): (class << 13) | level; best-effort class 2, level 7 (the lowest that still progresses
+# while production writes: the idle class could stall an install for as long as production is busy)
+IOPRIO_BEST_EFFORT_LOWEST = (2 << 13) | 7
+IOPRIO_SET = {"x86_64": 251, "aarch64": 30}  # syscall numbers (unistd.h)
 
 
 def env_key(lock_bytes: bytes) -> str:
@@ -98,9 +109,26 @@ def ensure_env() -> Path:
     return env_dir
 
 
+def lower_priority(priority: str) -> None:
+    """Apply CI_ACTIONS_PRIORITY to this process, which every child inherits; refuse an unknown value."""
+    if priority not in PRIORITIES:
+        print(f"::error::ci-actions: CI_ACTIONS_PRIORITY={priority!r} is not one of {', '.join(PRIORITIES)}",
+              flush=True)
+        raise SystemExit(2)
+    if priority == "normal":
+        return
+    os.setpriority(os.PRIO_PROCESS, 0, max(LOW_NICE, os.getpriority(os.PRIO_PROCESS, 0)))
+    number = IOPRIO_SET.get(os.uname().machine)
+    if number is not None:
+        import ctypes  # only here: the import costs a few ms
+
+        ctypes.CDLL(None, use_errno=True).syscall(number, 1, 0, IOPRIO_BEST_EFFORT_LOWEST)  # 1: this process
+
+
 def main(argv: list[str]) -> None:
     if not argv:
         raise SystemExit("usage: python3 shared/launch ACTION_DIR [MODULE] [ARG...]")
+    lower_priority(os.environ.get("CI_ACTIONS_PRIORITY") or "low")
     action_dir = Path(argv[0]).resolve()
     module = argv[1] if len(argv) > 1 else action_dir.name.replace("-", "_")
     python = ensure_env() / "bin" / "python"

@@ -107,3 +107,36 @@ def test_incomplete_wheelhouse_fails_clearly_and_marks_nothing_ready(action, tmp
     assert "Set CI_ACTIONS_WHEELHOUSE to a directory of the locked wheels" in out
     assert "probe ran" not in out
     assert not list(tool_cache.glob("ci-actions/*/.ci-actions-ready"))
+
+
+def _child_priority(action_dir, tool_cache, priority: str | None) -> subprocess.CompletedProcess:
+    """What a process the action starts runs at: `nice` and `ionice` of a child shell."""
+    env = {"INPUT_EXIT_CODE": "0"}
+    if priority is not None:
+        env["CI_ACTIONS_PRIORITY"] = priority
+    probe = action_dir / "probe_action" / "__main__.py"
+    probe.write_text("import subprocess\nsubprocess.run(['sh', '-c', 'nice; ionice'], check=True)\n")
+    process = launch(action_dir, tool_cache, env=env)
+    out, err = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_children_run_at_low_cpu_and_io_priority_by_default(action, tmp_path):
+    result = _child_priority(action, tmp_path / "tools", None)
+    assert result.returncode == 0, result.stderr
+    nice, ionice = result.stdout.split("\n")[-3:-1]
+    assert int(nice) >= 10 and ionice == "best-effort: prio 7", result.stdout
+
+
+def test_normal_priority_leaves_children_alone(action, tmp_path):
+    result = _child_priority(action, tmp_path / "tools", "normal")
+    assert result.returncode == 0, result.stderr
+    nice, ionice = result.stdout.split("\n")[-3:-1]
+    assert int(nice) == os.getpriority(os.PRIO_PROCESS, 0) and ionice != "best-effort: prio 7", result.stdout
+
+
+def test_unknown_priority_is_refused_by_name_before_anything_runs(action, tmp_path):
+    result = _child_priority(action, tmp_path / "tools", "lowest")
+    assert result.returncode == 2
+    assert "::error::ci-actions: CI_ACTIONS_PRIORITY='lowest' is not one of low, normal" in result.stdout
+    assert not (tmp_path / "tools" / "ci-actions").exists()  # refused before the venv was even built
