@@ -14,6 +14,7 @@ even if nobody calls stop().
 from __future__ import annotations
 
 import http.client
+import math
 import threading
 import time
 from collections import Counter
@@ -36,11 +37,14 @@ class LoadReport:
     last_failure: float | None
     downtime_seconds: float  # per run of consecutive failures: first start to last end, summed
     bodies: Counter[str] = field(default_factory=Counter)  # first bytes of 2xx bodies -> count
+    p50: float = 0.0  # seconds, over the requests that succeeded
+    p99: float = 0.0
 
     def summary(self) -> str:
         shown = "; ".join(f"t={t:.3f}s {status or '-'} {error}" for t, status, error in self.failures[:5])
         return (f"{self.total} requests at {self.rate:.0f}/s over {self.elapsed:.1f}s, {self.failed} failed, "
-                f"downtime {self.downtime_seconds:.3f}s" + (f" ({shown})" if shown else ""))
+                f"downtime {self.downtime_seconds:.3f}s, latency p50 {self.p50 * 1000:.1f} ms p99 "
+                f"{self.p99 * 1000:.1f} ms" + (f" ({shown})" if shown else ""))
 
 
 class LoadGenerator:
@@ -150,10 +154,19 @@ class LoadGenerator:
                 run_start = None
         if run_start is not None:
             downtime += run_end - run_start
+        latencies = sorted(end - begin for begin, end, _status, error in results if not error)
         self._report = LoadReport(
             total=len(results), failed=len(failures), failures=failures[:MAX_FAILURES_KEPT],
             elapsed=elapsed, rate=len(results) / elapsed if elapsed > 0 else 0.0,
             first_failure=failures[0][0] if failures else None,
             last_failure=failures[-1][0] if failures else None,
-            downtime_seconds=downtime, bodies=bodies)
+            downtime_seconds=downtime, bodies=bodies, p50=percentile(latencies, 0.50),
+            p99=percentile(latencies, 0.99))
         return self._report
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of an ascending list (0.0 for none)."""
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered), max(1, math.ceil(fraction * len(ordered)))) - 1]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.support.loadgen import LoadGenerator
+from tests.support.loadgen import LoadGenerator, percentile
 from tests.support.nginx import NamedServer, free_port
 
 
@@ -20,6 +20,7 @@ def test_counts_successes_and_bodies(upstream_factory: Callable[[str], NamedServ
     assert report.first_failure is None and report.last_failure is None
     assert 100 <= report.total <= 260  # paced: never more than the schedule allows
     assert report.bodies == {"A": report.total}
+    assert 0 < report.p50 <= report.p99 < 5
     assert load.stop() is report
 
 
@@ -63,3 +64,9 @@ def test_only_loopback_http() -> None:
     for url in ("https://127.0.0.1/", "http://example.com/", "http://10.0.0.1:80/"):
         with pytest.raises(ValueError, match="loopback"):
             LoadGenerator(url)
+
+
+def test_percentile_is_nearest_rank() -> None:
+    ordered = [float(n) for n in range(1, 101)]
+    assert [percentile(ordered, f) for f in (0.5, 0.99, 1.0)] == [50.0, 99.0, 100.0]
+    assert percentile([0.2], 0.99) == 0.2 and percentile([], 0.99) == 0.0
