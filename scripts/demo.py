@@ -1,10 +1,18 @@
 """The example pipeline end to end on the bundled loyalty app, as a self-hosted runner runs it (act).
 
-Runs the seed's "before" pipeline, then the "after" pipeline twice (a cold store, then a warm one), and
-prints each job's result and time. Uses a fresh store and workspace root under a temp directory, so the
-cold run is really cold (npm's own download cache in ~/.npm stays warm, as on a real runner). The
-"after" runs build the images once and deploy them behind a real nginx on 127.0.0.1 (a stand-in for the
-production host, torn down at the end with the containers and images it served).
+    scripts/demo          set up, run the pipelines, leave the app deployed on 127.0.0.1
+    scripts/demo down     stop and remove what the last demo left running
+
+1. The seed's "before" pipeline, then the "after" one on a cold store and again on a warm one, all on
+   the same commit; each run's jobs and times, the ratios, and the last run's timeline
+   (pipeline-report) are printed.
+2. A backend-only change is committed and "after" runs again while a load generator hits production
+   through nginx at 50 req/s: the hot-swap happens under load, and every request must succeed.
+3. Production (nginx on 127.0.0.1 in front of the last release, its database and Redis) stays up.
+
+Everything lives under $CI_ACTIONS_DEMO_DIR (default ~/.local/state/ci-actions-demo), which a new demo
+clears first, so the cold run is really cold (npm's own download cache in ~/.npm stays warm, as on a
+real runner).
 """
 
 from __future__ import annotations
@@ -12,47 +20,89 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
+import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.support.production import production_host  # noqa: E402
-from tests.workflows.act_runner import WorkflowRun, make_consumer_repo, run_workflow  # noqa: E402
+from tests.support.loadgen import LoadGenerator  # noqa: E402
+from tests.support.pipeline import (  # noqa: E402
+    PipelineRun,
+    Site,
+    backend_change,
+    consumer_repo,
+    down,
+    report_markdown,
+    run_pipeline,
+)
 
-APP = REPO_ROOT / "examples" / "loyalty-app"
-WORKFLOWS = REPO_ROOT / "examples" / "workflows"
+PROJECT = "loyalty-demo"
+LOAD_RATE = 50
 
 
-def report(title: str, run: WorkflowRun, wall: float) -> bool:
-    print(f"\n{title}: {wall:.1f}s wall clock")
-    for job_id, job in run.jobs.items():
-        print(f"  {job_id:24} {job.result:8} {job.seconds:7.1f}s")
-    return run.returncode == 0 and all(j.result == "success" for j in run.jobs.values())
+def demo_root() -> Path:
+    default = Path.home() / ".local" / "state" / "ci-actions-demo"
+    return Path(os.environ.get("CI_ACTIONS_DEMO_DIR") or default)
 
 
-def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="ci-actions-demo-") as tmp, \
-            production_host(Path(tmp), f"loyalty-demo-{os.getpid()}") as host:
-        root = Path(tmp)
-        env = {"CI_ACTIONS_CACHE_DIR": str(root / "store"),
-               "CI_ACTIONS_WORKSPACE_ROOT": str(root / "workspaces"), **host.env()}
-        ok = True
-        for title, name in (("before (seed)", "before.yml"), ("after, cold store", "after.yml"),
-                            ("after, warm store", "after.yml")):
-            repo = make_consumer_repo(Path(tempfile.mkdtemp(dir=root)), WORKFLOWS / name, tree=APP)
-            started = time.monotonic()
-            run = run_workflow(repo, repo / ".github" / "workflows" / name, env=env)
-            ok &= report(title, run, time.monotonic() - started)
-            if run.returncode != 0:
-                failed = [j for j in run.jobs.values() if j.result != "success"]
-                print(failed[0].text[-3000:] if failed else run.stderr[-3000:])
-        print(f"\nproduction (nginx on {host.nginx.url('frontend')}) served the last release; "
-              "it is torn down now")
-    print("\nall jobs passed" if ok else "\nsome jobs failed")
+def show(title: str, result: PipelineRun) -> bool:
+    print("\n" + result.table(title), flush=True)
+    if not result.ok:
+        print(result.failure_text())
+    return result.ok
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def main(argv: list[str]) -> int:
+    root = demo_root()
+    if argv == ["down"]:
+        print("stopped the demo's production" if down(root) else f"no demo is running under {root}")
+        return 0
+    if argv:
+        print(__doc__)
+        return 2
+    site = Site.up(root, PROJECT)
+    repo = consumer_repo(Path(tempfile.mkdtemp(prefix="repo-", dir=root)))
+    runs = {}
+    ok = True
+    for label, name in (("before (seed)", "before.yml"), ("after, cold store", "after.yml"),
+                        ("after, warm store", "after.yml")):
+        if label == "after, cold store":
+            site.wipe_store()
+        runs[label] = run_pipeline(repo, name, site)
+        ok &= show(label, runs[label])
+
+    sha = backend_change(repo, 1)
+    backend = site.nginx.url("backend", "/api/health")
+    with LoadGenerator(backend, rate=LOAD_RATE, max_seconds=1200) as load:
+        runs["after, backend change under load"] = changed = run_pipeline(repo, "after.yml", site)
+    traffic = load.stop()
+    ok &= show(f"after, backend change {sha[:7]}, {LOAD_RATE} req/s on production", changed)
+    print(f"  production during it: {traffic.summary()}")
+    ok &= traffic.failed == 0
+
+    before = runs["before (seed)"].wall
+    print("\nwall clock, after / before:")
+    for label, result in runs.items():
+        print(f"  {label:36} {result.wall:7.1f}s  {result.wall / before:5.2f}x")
+    timeline = report_markdown(site)
+    if timeline:
+        print("\ntimeline of the last run (pipeline-report):\n" + timeline)
+    live = healthy(backend) and healthy(site.nginx.url("frontend"))
+    ok &= live
+    print(f"\nproduction: {site.nginx.url('frontend')} (API {backend}) "
+          f"{'is healthy' if live else 'is NOT healthy'}; `scripts/demo down` stops it")
+    print("\nall jobs passed, no request failed" if ok else "\nsomething failed (see above)")
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

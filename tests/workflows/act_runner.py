@@ -46,6 +46,7 @@ class JobRun:
     log: list[str] = field(default_factory=list)
     started: datetime | None = None
     ended: datetime | None = None
+    work_seconds: float = 0.0  # the job's own steps (pre, main, post), as act times them
 
     @property
     def seconds(self) -> float:
@@ -154,6 +155,8 @@ def parse_events(lines: list[str]) -> dict[str, JobRun]:
             job.ended = stamp
         if "jobResult" in event:
             job.result = event["jobResult"]
+        if "executionTime" in event and event.get("stage"):
+            job.work_seconds += event["executionTime"] / 1e9
         step_id = event.get("stepID") or []
         if event.get("command") == "set-output" and len(step_id) == 1:
             job.step_outputs.setdefault(step_id[0], {})[event["name"]] = event.get("arg", "")
