@@ -12,12 +12,21 @@ npm's own download cache (~/.npm) is warm for every install on both sides, as on
 neither side pays for the writeback of what ran before it (as in bench_cache.py).
 `--loop-ext4 GB` (root) runs the rounds on a fresh journaled ext4 loop mount (see bench_cache.py for why
 this VM's own root filesystem inflates file-creation times).
+
+`--cli` measures only (1), as a user runs it: `ci-actions workspace prepare` as a process, on the
+filesystem of `--dir` (default: the system temp dir), cold (empty store) then warm (every entry a hit; a
+fresh copy of the sources, as a new commit's checkout), per round. Wall is the process's, Python's
+start-up included; "own" is the sum of prepare's phases (checks, lookup/restore/install, Prisma,
+pack), as its JSON report gives them. Each warm artifact is then restored by `ci-actions workspace
+restore` and checked (both node_modules, the generated client), so a fast prepare that left a later
+job short fails the bench.                                       target: warm <= 0.05x cold, own <= 1 s
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import statistics
@@ -133,11 +142,78 @@ def one_round(root: Path, n: int) -> dict[str, tuple[float, float]]:
     return result
 
 
+CLI = [str(REPO_ROOT / ".venv" / "bin" / "ci-actions"), "workspace"]
+PRISMA_OUTPUT = "backend/src/generated/prisma"
+
+
+def cli_prepare(workspace: Path, store: Path, runs: Path, run_id: str) -> tuple[float, dict]:
+    """One `ci-actions workspace prepare` process: its wall seconds and its JSON report."""
+    argv = [*CLI, "prepare", "--workspace", str(workspace), "--repository", "bench/app", "--run-id", run_id,
+            "--cache-dir", str(store), "--workspace-root", str(runs), "--prod-layer",
+            "--prisma-schema", SCHEMA, "--install-command", " ".join(NPM_CI),
+            *(arg for directory in DIRS for arg in ("--package-dir", directory))]
+    os.sync()
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"prepare failed ({done.returncode}):\n{done.stderr}")
+    return wall, json.loads(done.stdout)
+
+
+def cli_restore_checked(job: Path, store: Path, runs: Path, run_id: str) -> None:
+    """restore-workspace of that run into an empty job directory holds what every later job needs."""
+    job.mkdir()
+    done = subprocess.run([*CLI, "restore", "--workspace", str(job), "--repository", "bench/app",
+                           "--run-id", run_id, "--cache-dir", str(store), "--workspace-root", str(runs)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode or not json.loads(done.stdout)["cache-hit"]:
+        raise SystemExit(f"restore of {run_id} failed or missed:\n{done.stdout}\n{done.stderr}")
+    for needed in ("backend/node_modules/.bin/prisma", "frontend/node_modules/.bin/vite",
+                   f"{PRISMA_OUTPUT}/client.ts", "backend/src/server.ts"):
+        if not (job / needed).exists():
+            raise SystemExit(f"restore of {run_id} lacks {needed}")
+
+
+def own_seconds(report: dict) -> float:
+    return sum(seconds for name, seconds in report["phases"].items() if name != "total")
+
+
+def cli_rounds(rounds: int, directory: Path | None) -> None:
+    samples = []
+    for n in range(rounds):
+        with tempfile.TemporaryDirectory(prefix="ci-actions-bench-cli-", dir=directory) as tmp:
+            root = Path(tmp)
+            store, runs = root / "store", root / "runs"
+            cold_wall, cold = cli_prepare(fresh_app(root), store, runs, f"{n}-cold")
+            assert not cold["cache-hit"], "an empty store cannot hit"
+            warm_wall, warm = cli_prepare(fresh_app(root), store, runs, f"{n}-warm")
+            assert warm["cache-hit"], f"every entry should hit: {warm['entries']}"
+            cli_restore_checked(root / "job", store, runs, f"{n}-warm")
+            phases = ", ".join(f"{k} {v:.3f}" for k, v in warm["phases"].items())
+            print(f"round {n + 1}: cold {cold_wall:.2f}s, warm {warm_wall:.2f}s "
+                  f"(own {own_seconds(warm):.3f}s: {phases})", flush=True)
+            samples.append((cold_wall, warm_wall, own_seconds(warm)))
+    cold_s, warm_s, own_s = (statistics.median(column) for column in zip(*samples, strict=True))
+    where = subprocess.run(["df", "--output=fstype,target", str(directory or tempfile.gettempdir())],
+                           capture_output=True, text=True, check=False).stdout.split()[-2:]
+    print(f"CLI prepare on {' '.join(where)}; median of {rounds} rounds")
+    print(f"cold prepare (empty store)           {cold_s:7.2f}s")
+    print(f"warm prepare (every entry a hit)     {warm_s:7.2f}s  {warm_s / cold_s:.3f}x  target <= 0.05x")
+    print(f"warm prepare's own work (phases)     {own_s:7.3f}s          target <= 1 s")
+    print(f"warm prepare's wall, Python included {warm_s:7.3f}s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--loop-ext4", type=float, metavar="GB")
+    parser.add_argument("--cli", action="store_true", help="cold vs warm `ci-actions workspace prepare` only")
+    parser.add_argument("--dir", type=Path, help="with --cli: where the rounds run (default: the temp dir)")
     args = parser.parse_args()
+    if args.cli:
+        cli_rounds(args.rounds, args.dir)
+        return
     rounds = []
     with loop_ext4(args.loop_ext4) if args.loop_ext4 else contextlib.nullcontext(None) as mount:
         for n in range(args.rounds):
