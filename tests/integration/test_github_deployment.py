@@ -6,58 +6,29 @@ responses (tests/fixtures/github) and records what PyGithub sent: the requests a
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
 from hotswap_deploy.github_deployment import API_ERRORS, GitHubDeployment
+from tests.support.api_fixture import ApiFixture
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "github"
 SHA = "a84d88e7554fc1fa21bcbc4efae3c782a70d2b9d"
 LOG = "https://github.com/octo-org/shop/actions/runs/42"
 
 
-class FixtureServer:
+class FixtureServer(ApiFixture):
     """POST /repos/<r>/deployments and .../statuses answer from the fixtures; `fail` answers 500."""
 
     def __init__(self) -> None:
-        self.requests: list[tuple[str, str, dict, dict]] = []
         self.fail = False
-        owner = self
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"] or 0)) or b"{}")
-                owner.requests.append(("POST", self.path, dict(self.headers), body))
-                if owner.fail:
-                    self._send(500, b'{"message": "Server Error"}')
-                    return
-                name = "create_deployment_status" if self.path.endswith("/statuses") else "create_deployment"
-                text = (FIXTURES / f"{name}.json").read_text().replace("https://api.github.com", owner.base)
-                self._send(201, text.encode())
-
-            def _send(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def _answer(self, method: str, path: str, body: dict) -> tuple[int, str]:
+        if self.fail:
+            return 500, '{"message": "Server Error"}'
+        name = "create_deployment_status" if path.endswith("/statuses") else "create_deployment"
+        return 201, self.fixture(f"{name}.json")
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from cache_local import inputs
 from cache_local.inputs import INPUTS, RESTORE, SAVE_OPTIONS, megabytes
-from ci_actions import cache, runner
+from ci_actions import cache, runner, timing
 from ci_actions.paths import PathError
 from ci_actions.store.keys import InvalidKey, is_exact_match
 
@@ -16,7 +16,8 @@ BAD_INPUT = (runner.InputError, InvalidKey, PathError)
 
 def guarded(step: Callable[[], None]) -> None:
     """Bad input fails the step with one `::error::` naming it (exit 2); cache trouble was already a
-    warning."""
+    warning. The step's phases go to the run's timing records."""
+    runner.start_timing("cache-local")
     try:
         step()
     except BAD_INPUT as exc:
@@ -28,7 +29,9 @@ def restore(*, for_post: bool) -> None:
     all read now, its save's too) keeps what the post step needs."""
     values = runner.read_inputs(INPUTS, None if for_post else RESTORE)
     spec = inputs.spec(values, runner.workspace(), runner.run_context().cache_scope())
-    outcome = cache.restore(spec, link_mode=values["link-mode"], lookup_only=values["lookup-only"])
+    with timing.phase("lookup" if values["lookup-only"] else "restore") as record:
+        outcome = cache.restore(spec, link_mode=values["link-mode"], lookup_only=values["lookup-only"])
+        record.update(hit=outcome.hit, bytes_restored=0 if values["lookup-only"] else outcome.bytes)
     if not spec.scope.own:
         runner.warning(cache.NO_SCOPE)
     for warning in outcome.warnings:
@@ -74,7 +77,9 @@ def save(*, key: str = "") -> cache.SaveResult:
     scope = runner.run_context().cache_scope()
     try:
         values = {**values, "key": key, **runner.read_inputs(INPUTS, ("path",) if key else ("key", "path"))}
-        outcome = cache.save(inputs.spec(values, runner.workspace(), scope), update=values["update"])
+        with timing.phase("save") as record:
+            outcome = cache.save(inputs.spec(values, runner.workspace(), scope), update=values["update"])
+            record.update(bytes_saved=outcome.bytes if outcome.saved else 0, saved=outcome.saved)
     except BAD_INPUT as exc:
         outcome = cache.SaveResult(False, "Cache not saved.", warnings=[str(exc)])
     if not scope.own:

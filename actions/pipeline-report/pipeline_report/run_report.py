@@ -28,5 +28,8 @@ def make(folder: Path, run: RunInfo, *, title: str, conclusion: str,
     """`warnings` (the API's, say) come first; then one per timing line that was not a record."""
     records, skipped = timing.read(folder / timing.FILE_NAME)
     built = timeline.build(records, api_jobs)
+    if built.left_out:
+        skipped.append(f"{built.left_out} timing record(s) belong to no completed job of the API's list "
+                       "(a job still running?); left out")
     return Made(built, report.build(built, run, title=title, asked_conclusion=conclusion,
                                     records=len(records), warnings=[*warnings, *skipped]))

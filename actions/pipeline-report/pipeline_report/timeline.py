@@ -47,7 +47,7 @@ class Phase:
 
     @property
     def label(self) -> str:
-        detail = " ".join(str(self.fields[k]) for k in ("service", "package_dir", "key")
+        detail = " ".join(str(self.fields[k]) for k in ("service", "package_dir")
                           if isinstance(self.fields.get(k), str | int) and self.fields[k] != "")
         return f"{self.name} {detail}".strip()
 
@@ -78,6 +78,7 @@ class Job:
 @dataclass
 class Timeline:
     jobs: list[Job]
+    left_out: int = 0  # records of no job the API listed (a job still running, another attempt's)
 
     @property
     def ran(self) -> list[Job]:
@@ -157,11 +158,11 @@ def _nth(step_id: str) -> str:
 def _with_api(tagged: list[tuple[dict[str, Any], Phase]], api_jobs: Sequence[ApiJob]) -> Timeline:
     jobs = [Job(j.name, j.start, j.end, j.conclusion or "unknown", "api",
                 [Step(s.name, s.start, s.end, s.conclusion or "unknown") for s in j.steps]) for j in api_jobs]
-    orphans: list[Phase] = []
+    left_out = 0
     for record, phase in tagged:
         job = _job_for(jobs, str(record.get("job") or ""), phase)
         if job is None:
-            orphans.append(phase)
+            left_out += 1
             continue
         step = _step_for(job, phase)
         if step is None:
@@ -174,11 +175,8 @@ def _with_api(tagged: list[tuple[dict[str, Any], Phase]], api_jobs: Sequence[Api
             if step.phases and step.start is None:  # a step the API has no times for
                 step.start, step.end = _span(step.phases)
         job.steps.sort(key=lambda s: s.start if s.start is not None else float("inf"))
-    if orphans:  # records of no job the API listed (a job still running, another attempt's)
-        jobs.extend(_from_records([({"job": "(not in the API's jobs)", "action": p.action}, p)
-                                   for p in orphans]).jobs)
     jobs.sort(key=lambda j: j.start if j.start is not None else float("inf"))
-    return Timeline(jobs)
+    return Timeline(jobs, left_out)
 
 
 def _inside(start: float | None, end: float | None, phase: Phase) -> bool:
