@@ -75,6 +75,7 @@ def tell_github(deployment: GitHubDeployment | None, ok: bool, description: str,
 
 
 def main() -> None:
+    runner.start_timing("hotswap-deploy")
     runner.set_output("deployed", "false")
     runner.set_output("rolled-back", "false")
     try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from docker.errors import DockerException
 
+from ci_actions import timing
 from ci_actions.compose import ComposeError
 from hotswap_deploy.effects import DeployError, Run, do, undo
 from hotswap_deploy.health import HealthError
@@ -21,6 +22,13 @@ KNOWN = (DeployError, HealthError, ProxyError, ComposeError, DockerException, Lo
 
 def label(op: Operation) -> str:
     return f"{op.kind} {getattr(op, 'service', '')}".strip()
+
+
+def timed(op: Operation, run: Run) -> None:
+    """Do `op` as a timing phase (pipeline-report draws it inside the deploy step)."""
+    service = getattr(op, "service", "")
+    with timing.phase(op.kind, **({"service": service} if service else {})):
+        do(op, run)
 
 
 @dataclass
@@ -46,7 +54,7 @@ class Executor:
         live = live_from(self.operations)
         for index, op in enumerate(self.operations[:live]):
             try:
-                do(op, self.run)
+                timed(op, self.run)
                 self.record(index)
             except Exception as exc:  # whatever broke, production goes back to what served before
                 raise self._failure(index, exc) from exc
@@ -58,7 +66,7 @@ class Executor:
         for index in range(start, len(self.operations)):
             op = self.operations[index]
             try:
-                do(op, self.run)
+                timed(op, self.run)
             except Exception as exc:  # the release is live whatever happens here
                 self.run.warnings.append(f"{label(op)} failed ({type(exc).__name__}: {exc}); the release is "
                                          "live")
@@ -87,7 +95,8 @@ class Executor:
                 f"deploy of {sha} stopped by an unexpected error ({type(exc).__name__}: {exc}); nothing was "
                 "switched")
         why = str(exc) if isinstance(exc, KNOWN) else f"{type(exc).__name__}: {exc}"
-        undone = self.undo(index)
+        with timing.phase("rollback"):
+            undone = self.undo(index)
         self.run.mark("rolled_back")
         order = {op.service: i for i, op in reversed(list(enumerate(self.operations)))
                  if hasattr(op, "service")}

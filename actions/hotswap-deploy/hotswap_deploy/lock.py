@@ -9,6 +9,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from ci_actions import timing
 from ci_actions.atomic import write_atomic
 
 
@@ -24,7 +25,8 @@ def deploy_lock(directory: Path, *, timeout: float, holder: dict[str, str]) -> I
     note = directory / "deploy.holder.json"
     lock = FileLock(directory / "deploy.lock")
     try:
-        lock.acquire(timeout=timeout)
+        with timing.phase("lock"):
+            lock.acquire(timeout=timeout)
     except Timeout:
         raise LockTimeout(f"another deploy holds the lock of {directory.name} ({_holder(note)}); waited "
                           f"{timeout:g} s. Try again when it ends, or raise lock-timeout.") from None

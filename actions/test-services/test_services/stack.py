@@ -22,6 +22,7 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, NotFound
 
+from ci_actions import timing
 from ci_actions.atomic import write_atomic
 from ci_actions.compose import Compose, ComposeError
 from test_services import endpoints, health, naming
@@ -391,8 +392,9 @@ def _start(request: UpRequest, plan: StackPlan, compose: Compose, client: docker
         write_atomic(override_file, override(plan, assignment, own), mode=0o600)
         undo.push("remove the stack", lambda: remove_stack(client, project))
         try:
-            compose.check("up", "--detach", "--no-color", *plan.services, overrides=(override_file,),
-                          timeout=request.wait_timeout + COMPOSE_MARGIN)
+            with timing.phase("services up", services=list(plan.services)):
+                compose.check("up", "--detach", "--no-color", *plan.services, overrides=(override_file,),
+                              timeout=request.wait_timeout + COMPOSE_MARGIN)
         except ComposeError as exc:
             if any(words in str(exc) for words in PORT_TAKEN):
                 log(f"a leased port was taken outside the leases; trying others ({exc})")
@@ -410,7 +412,9 @@ def _start(request: UpRequest, plan: StackPlan, compose: Compose, client: docker
             raise UpError(f"compose started no container for {', '.join(missing)}")
         remaining = max(request.wait_timeout - (compose_done - began), 1.0)
         try:
-            ready_at = health.wait_ready(containers, lambda cid: client.api.inspect_container(cid), remaining)
+            with timing.phase("health wait"):
+                ready_at = health.wait_ready(containers, lambda cid: client.api.inspect_container(cid),
+                                             remaining)
         except health.NotReady as failure:
             raise UpError(str(failure) + " (the stack was removed)", _diagnose(client, failure)) from None
         ready: dict[str, float] = {}

@@ -8,7 +8,7 @@ import os
 import signal
 from pathlib import Path
 
-from ci_actions import engine, ledger, runner
+from ci_actions import engine, ledger, runner, timing
 from ci_actions.compose import ComposeError
 from test_services import inputs, stack
 from test_services.inputs import INPUTS, MAIN, STOP
@@ -45,6 +45,7 @@ def summary(started: stack.Stack) -> str:
 
 
 def main() -> None:
+    runner.start_timing("test-services")
     try:
         values = runner.read_inputs(INPUTS, MAIN)
     except runner.InputError as exc:
@@ -108,7 +109,8 @@ def _down(projects: list[str], state_dir: Path) -> None:
         runner.fail(str(exc))
     failed = False
     for project in projects:
-        removed = stack.down(client, state_dir, project)
+        with timing.phase("down"):
+            removed = stack.down(client, state_dir, project)
         runner.info(f"test-services: {project}: removed {removed.describe()}" if removed.anything
                     else f"test-services: {project}: nothing left to remove")
         for problem in removed.problems:
@@ -120,12 +122,14 @@ def _down(projects: list[str], state_dir: Path) -> None:
 
 def post() -> None:
     """Always (post-if: always()): the stack this step started, whatever became of the job."""
+    runner.start_timing("test-services")
     project, state_dir = runner.get_state("project"), runner.get_state("state-dir")
     _down([project] if PROJECT.match(project) else [],
           Path(state_dir) if state_dir else ledger.default_state_dir())
 
 
 def stop() -> None:
+    runner.start_timing("test-services")
     try:
         values = runner.read_inputs(INPUTS, STOP)
     except runner.InputError as exc:
