@@ -72,10 +72,11 @@ def _cache_trouble(exc: Exception) -> str:
 
 
 def restore(spec: CacheSpec, *, link_mode: str = "auto", lookup_only: bool = False) -> RestoreOutcome:
-    """Find the best entry (exact, prefix, then restore-keys) and place it in the workspace.
+    """Find the best entry (exact, prefix, then restore-keys) and place it in the workspace; with
+    `lookup_only`, check it as a restore would (manifest, paths, every blob there) and place nothing.
 
     A damaged entry is dropped with a warning and the next best one is tried, so a flipped byte costs
-    a reinstall, never a broken tree.
+    a reinstall, never a broken tree, and a lookup never reports a hit that a restore could not keep.
     """
     keys = validate_keys(spec.key, spec.restore_keys)
     placed = places(spec.paths, spec.workspace, keep_out=[spec.cache_dir])
@@ -84,10 +85,11 @@ def restore(spec: CacheSpec, *, link_mode: str = "auto", lookup_only: bool = Fal
     store = Store(spec.cache_dir, shared=spec.shared)
     try:
         while header := store.lookup(keys, spec.version, spec.scope.readable):
-            if lookup_only:
-                outcome.matched_key = header.key
-                break
             try:
+                if lookup_only:
+                    store.check_entry(header, placed)
+                    outcome.matched_key = header.key
+                    break
                 result = store.restore(header, placed, link_mode)
             except EntryBroken as exc:
                 outcome.warnings.append(str(exc))

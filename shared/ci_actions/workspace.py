@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import select
 import shlex
 import shutil
 import stat
@@ -30,16 +31,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from ci_actions import artifact, cache, declared
+from ci_actions import artifact, cache, declared, timing
 from ci_actions.beneath import DIRECTORY, parent_beneath
 from ci_actions.declared import Input
 from ci_actions.store.keys import Scope, branch_ref, validate_key
 from ci_actions.store.store import LINK_MODES
 
 if TYPE_CHECKING:  # a step's run, read by the runner module; the library never reads GitHub itself
+    from collections.abc import Mapping
+
     from ci_actions.runner import RunContext
+
+Report = TypeVar("Report")
 
 LAYERS = ("all", "prod")
 ROLES = ("deps-all", "deps-prod", "prisma")
@@ -71,6 +76,9 @@ class EntryResult:
     seconds: float
     warnings: list[str] = field(default_factory=list)
     built_with: tuple[str, ...] = ()  # the command that built it, on a miss
+    restored: bool = False  # a hit placed in the job's root; False: found whole in the store, left there
+    bytes_restored: int = 0
+    bytes_saved: int = 0  # the saved entry's size, on a miss that was saved
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,29 @@ def warnings_of(results: list[EntryResult]) -> list[str]:
     return list(dict.fromkeys(warning for result in results for warning in result.warnings))
 
 
+def run_step(action: str, inputs: Mapping[str, Input], make: Callable[[dict[str, Any], Where], Any],
+             work: Callable[[Any], Report]) -> Report:
+    """The workspace steps' start and failure protocol: timing records on, workspace-ready false until
+    the step is done, a bad input one ::error:: and exit 2, a failed build one ::error:: and exit 1;
+    the report's warnings as warnings."""
+    from ci_actions import runner  # the step's side: the library itself never reads GitHub
+
+    runner.start_timing(action)
+    runner.set_output("workspace-ready", "false")
+    try:
+        request = make(runner.read_inputs(inputs), Where.of_run(runner.workspace(), runner.run_context()))
+    except runner.InputError as exc:
+        runner.fail(str(exc), status=2)
+    try:
+        with runner.group(action):
+            report = work(request)
+    except (WorkspaceError, artifact.ArtifactError) as exc:
+        runner.fail(str(exc))
+    for warning in report.warnings:  # type: ignore[attr-defined]
+        runner.warning(warning)
+    return report
+
+
 def run_cli(action: Callable[[], Any], render: Callable[[Any], dict]) -> int:
     """The workspace commands' shell protocol: errors and warnings on stderr, a JSON report on stdout."""
     try:
@@ -251,26 +282,52 @@ def excerpt(output: str) -> str:
     return "\n".join([*lines[:LOG_EDGE], f"[… {skipped} lines …]", *lines[-LOG_EDGE:]])
 
 
-def run_commands(runs: Sequence[tuple[tuple[str, ...], Path, str]]) -> None:
-    """Start every (command, directory, what) at once and wait for all of them; raise WorkspaceError
-    quoting each one that failed. Output goes to files, not pipes, so no child waits on a full pipe."""
-    failures: list[str] = []
+class Run(NamedTuple):
+    """One command to run: where, what to call it in a failure, and its timing record's phase and fields."""
+
+    command: tuple[str, ...]
+    cwd: Path
+    what: str
+    phase: str
+    fields: dict[str, Any]
+
+
+def run_commands(runs: Sequence[Run]) -> None:
+    """Start every command at once and wait for all of them, writing each one's timing record as it
+    ends; raise WorkspaceError quoting each one that failed, in the order given. Output goes to files,
+    not pipes, so no child waits on a full pipe."""
+    failures: dict[int, str] = {}
+
+    def record(run: Run, start: float, failed: bool) -> None:
+        timing.write({"phase": run.phase, "start": round(start, 3), "end": round(time.time(), 3),
+                      "outcome": "failure" if failed else "success", **run.fields})
+
     with contextlib.ExitStack() as stack:
-        started = []
-        for command, cwd, what in runs:
+        waiting: dict[int, tuple[int, subprocess.Popen, Any, Any, float]] = {}  # by pidfd
+        for index, run in enumerate(runs):
             out, err = (stack.enter_context(tempfile.TemporaryFile()) for _ in range(2))
+            start = time.time()
             try:
-                started.append((subprocess.Popen(list(command), cwd=cwd, stdin=subprocess.DEVNULL,
-                                                 stdout=out, stderr=err), out, err, command, cwd, what))
+                process = subprocess.Popen(list(run.command), cwd=run.cwd, stdin=subprocess.DEVNULL,
+                                           stdout=out, stderr=err)
             except OSError as exc:
-                failures.append(f"{what}: cannot run `{shlex.join(command)}` in {cwd}: {exc}")
-        for process, out, err, command, cwd, what in started:
-            if code := process.wait():
-                text = _read(err) or _read(out)
-                failures.append(f"{what}: `{shlex.join(command)}` failed in {cwd} (exit {code}):\n"
-                                f"{excerpt(text)}")
+                failures[index] = f"{run.what}: cannot run `{shlex.join(run.command)}` in {run.cwd}: {exc}"
+                record(run, start, True)
+                continue
+            waiting[os.pidfd_open(process.pid)] = (index, process, out, err, start)
+        while waiting:  # each one's end as it comes, for its timing record
+            ready, _, _ = select.select(list(waiting), [], [])
+            for fd in ready:
+                index, process, out, err, start = waiting.pop(fd)
+                os.close(fd)
+                code = process.wait()
+                run = runs[index]
+                record(run, start, code != 0)
+                if code:
+                    failures[index] = (f"{run.what}: `{shlex.join(run.command)}` failed in {run.cwd} (exit "
+                                       f"{code}):\n{excerpt(_read(err) or _read(out))}")
     if failures:
-        raise WorkspaceError("\n\n".join(failures))
+        raise WorkspaceError("\n\n".join(failures[index] for index in sorted(failures)))
 
 
 def _read(handle: Any) -> str:
@@ -319,47 +376,84 @@ def _check_built(job: Job) -> None:
 # -- completing a workspace -----------------------------------------------------------------------
 
 
-def complete(jobs: Sequence[Job], cache_dir: Path, link_mode: str, *, scope: Scope,
-             shared: bool = False) -> list[EntryResult]:
-    """Restore each job's entry (one after another); build every miss at once; save each one built.
-    Entries are scoped as cache-local's: saved under the run's ref, read from it, a PR's base and the
-    default branch, so a pull request's install never lands in a workspace main restores.
+@dataclass(frozen=True)
+class Miss:
+    """A job the store could not serve: look_up's answer for it, for `build`."""
 
-    A job whose command is not the one its key was made with is built but not saved: the key would
-    then name bytes that another command made.
-    """
-    results: dict[int, EntryResult] = {}
-    misses: list[tuple[int, Job, cache.CacheSpec, list[str], float]] = []
-    for index, job in enumerate(jobs):
+    job: Job
+    spec: cache.CacheSpec
+    warnings: list[str]
+    seconds: float
+
+
+def look_up(jobs: Sequence[Job], cache_dir: Path, link_mode: str, *, scope: Scope,
+            shared: bool = False) -> list[EntryResult | Miss]:
+    """Each job's entry, one after another: restored into its root (`place`), or only checked whole in
+    the store; a Miss for each the store cannot serve. Timing: a `restore` or `lookup` phase each."""
+    found: list[EntryResult | Miss] = []
+    for job in jobs:
         started = time.monotonic()
         spec = cache.CacheSpec(job.entry.key, list(job.entry.paths), job.root, cache_dir, shared=shared,
                                scope=scope)
-        outcome = cache.restore(spec, link_mode=link_mode, lookup_only=not job.place)
+        with timing.phase("restore" if job.place else "lookup", entry=job.entry.role,
+                          package_dir=job.entry.directory) as record:
+            outcome = cache.restore(spec, link_mode=link_mode, lookup_only=not job.place)
+            record.update(hit=outcome.hit, bytes_restored=outcome.bytes)
         if not scope.own:  # said once: warnings_of drops repeats
             outcome.warnings.insert(0, cache.NO_SCOPE)
         elapsed = time.monotonic() - started
-        if outcome.hit:
-            results[index] = EntryResult(job.entry, True, elapsed, outcome.warnings)
+        found.append(EntryResult(job.entry, True, elapsed, outcome.warnings, restored=job.place,
+                                 bytes_restored=outcome.bytes) if outcome.hit
+                     else Miss(job, spec, outcome.warnings, elapsed))
+    return found
+
+
+def build(misses: Sequence[Miss]) -> list[EntryResult]:
+    """Build every miss at once (an `install` or `prisma-generate` phase each), then save each one
+    built (a `save` phase each) unless it was built by another command than its key names: the key
+    would then name bytes that another command made."""
+    if not misses:
+        return []
+    started = time.monotonic()
+    for miss in misses:  # npm ci removes node_modules itself; a generator's output may hold
+        if miss.job.entry.role.startswith("deps-"):  # the user's own files (`output = "../src"`): kept
+            for path in miss.job.entry.paths:
+                remove_beneath(miss.job.root, path)
+    run_commands([Run(miss.job.command, miss.job.root / miss.job.entry.directory,
+                      f"{miss.job.entry.directory}: {miss.job.entry.role}",
+                      "prisma-generate" if miss.job.entry.role == "prisma" else "install",
+                      {"package_dir": miss.job.entry.directory, "entry": miss.job.entry.role})
+                  for miss in misses])
+    built = time.monotonic() - started
+    results = []
+    for miss in misses:
+        job, warnings, saved = miss.job, miss.warnings, 0
+        mark = time.monotonic()
+        _check_built(job)
+        if job.command == job.entry.command:
+            with timing.phase("save", entry=job.entry.role, package_dir=job.entry.directory) as record:
+                result = cache.save(miss.spec)
+                saved = result.bytes if result.saved else 0
+                record["bytes_saved"] = saved
+            warnings = warnings + result.warnings
         else:
-            misses.append((index, job, spec, outcome.warnings, elapsed))
-    if misses:
-        started = time.monotonic()
-        for _, job, *_ in misses:  # npm ci removes node_modules itself; a generator's output may hold
-            if job.entry.role.startswith("deps-"):  # the user's own files (`output = "../src"`): kept
-                for path in job.entry.paths:
-                    remove_beneath(job.root, path)
-        run_commands([(job.command, job.root / job.entry.directory,
-                       f"{job.entry.directory}: {job.entry.role}") for _, job, *_ in misses])
-        built = time.monotonic() - started
-        for index, job, spec, warnings, elapsed in misses:
-            mark = time.monotonic()
-            _check_built(job)
-            if job.command == job.entry.command:
-                warnings = warnings + cache.save(spec).warnings
-            else:
-                warnings = [*warnings, f"{job.entry.key}: rebuilt with `{shlex.join(job.command)}`, not "
-                            f"`{shlex.join(job.entry.command)}` as prepare-workspace did, so the store was "
-                            "not updated (pass the same command to both actions)"]
-            seconds = elapsed + built + time.monotonic() - mark
-            results[index] = EntryResult(job.entry, False, seconds, warnings, job.command)
-    return [results[index] for index in range(len(jobs))]
+            warnings = [*warnings, f"{job.entry.key}: rebuilt with `{shlex.join(job.command)}`, not "
+                        f"`{shlex.join(job.entry.command)}` as prepare-workspace did, so the store was "
+                        "not updated (pass the same command to both actions)"]
+        seconds = miss.seconds + built + time.monotonic() - mark
+        results.append(EntryResult(job.entry, False, seconds, warnings, job.command, bytes_saved=saved))
+    return results
+
+
+def complete(jobs: Sequence[Job], cache_dir: Path, link_mode: str, *, scope: Scope,
+             shared: bool = False) -> list[EntryResult]:
+    """Restore (or check) each job's entry; build every miss at once; save each one built. Entries are
+    scoped as cache-local's: saved under the run's ref, read from it, a PR's base and the default
+    branch, so a pull request's install never lands in a workspace main restores."""
+    return merged(look_up(jobs, cache_dir, link_mode, scope=scope, shared=shared))
+
+
+def merged(found: Sequence[EntryResult | Miss]) -> list[EntryResult]:
+    """look_up's answers with each Miss built (`build`), in their order."""
+    built = iter(build([item for item in found if isinstance(item, Miss)]))
+    return [next(built) if isinstance(item, Miss) else item for item in found]

@@ -60,14 +60,15 @@ def test_prisma_output_is_resolved_against_the_schema():
     assert default == PurePosixPath("backend/node_modules/.prisma/client")
 
 
-def test_prisma_key_changes_with_schema_version_and_command():
-    def key(schema=SCHEMA, version="7.0.0", command=("npx", "prisma", "generate")):
+def test_prisma_key_changes_with_schema_versions_and_command():
+    def key(schema=SCHEMA, version="7.0.0", client="7.0.0", command=("npx", "prisma", "generate")):
         return plan.prisma_entry(PurePosixPath("backend/prisma/schema.prisma"), schema,
-                                 PurePosixPath("backend"), version, list(command)).key
+                                 PurePosixPath("backend"), version, client, list(command)).key
     base = key()
     assert base.startswith("ci-actions-prisma-backend-")
     assert key(schema=SCHEMA + "model User { id Int @id }\n") != base
     assert key(version="7.0.1") != base
+    assert key(client="7.0.1") != base  # the generated code runs on @prisma/client's runtime
     assert key(command=("npm", "run", "db:generate")) != base
 
 

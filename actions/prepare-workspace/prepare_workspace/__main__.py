@@ -3,15 +3,21 @@
 import json
 
 from ci_actions import runner
-from ci_actions.artifact import ArtifactError
-from ci_actions.workspace import Where, WorkspaceError
+from ci_actions.workspace import EntryResult, run_step
 from prepare_workspace import inputs
 from prepare_workspace.prepare import PrepareReport, prepare
 
 
+def outcome(result: EntryResult) -> str:
+    """A hit says where it is: only checked in the store (later jobs restore it), or restored here."""
+    if result.hit:
+        return "hit (restored here)" if result.restored else "hit (checked in the store, not restored here)"
+    return "miss (built, saved)"
+
+
 def summary(report: PrepareReport) -> str:
-    rows = [f"| {r.entry.role} | `{r.entry.paths[0]}` | {'hit' if r.hit else 'miss (built, saved)'} "
-            f"| {r.seconds:.2f}s |" for r in report.entries]
+    rows = [f"| {r.entry.role} | `{r.entry.paths[0]}` | {outcome(r)} | {r.seconds:.2f}s |"
+            for r in report.entries]
     phases = " · ".join(f"{name} {seconds:.2f}s" for name, seconds in report.phases.items())
     return "\n".join(["### prepare-workspace", "", "| entry | path | cache | time |", "|---|---|---|---|",
                       *rows, "", f"Phases: {phases}. Artifact: `{report.packed.archive}` "
@@ -19,22 +25,9 @@ def summary(report: PrepareReport) -> str:
 
 
 def main() -> None:
-    runner.set_output("workspace-ready", "false")
-    try:
-        where = Where.of_run(runner.workspace(), runner.run_context())
-        request = inputs.request(runner.read_inputs(inputs.INPUTS), where)
-    except runner.InputError as exc:
-        runner.fail(str(exc), status=2)
-    try:
-        with runner.group("prepare-workspace"):
-            report = prepare(request)
-    except (WorkspaceError, ArtifactError) as exc:
-        runner.fail(str(exc))
-    for warning in report.warnings:
-        runner.warning(warning)
+    report = run_step("prepare-workspace", inputs.INPUTS, inputs.request, prepare)
     for result in report.entries:
-        runner.info(f"{result.entry.role} {result.entry.paths[0]}: {'hit' if result.hit else 'miss'} "
-                    f"({result.seconds:.2f}s)")
+        runner.info(f"{result.entry.role} {result.entry.paths[0]}: {outcome(result)} ({result.seconds:.2f}s)")
     runner.set_output("workspace-ready", "true")
     runner.set_output("cache-hit", "true" if report.all_hit else "false")
     runner.set_output("dependency-hits", json.dumps(report.directory_hits()))

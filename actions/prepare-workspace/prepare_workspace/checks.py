@@ -34,6 +34,7 @@ class Schema:
     package: PurePosixPath
     text: str
     prisma_version: str
+    client_version: str  # @prisma/client's, which the generated client runs on ("" if the lock has none)
 
 
 @dataclass(frozen=True)
@@ -130,12 +131,13 @@ def check_package(workspace: Path, line: str) -> Package:
     return Package(directory, tuple(inputs), lock)
 
 
-def _prisma_version(package: Package) -> str | None:
-    """The prisma CLI's version as the lock pins it: known before anything is installed."""
+def locked_version(package: Package, name: str) -> str | None:
+    """A dependency's version as the package's lock pins it (`packages["node_modules/<name>"]`, or a v1
+    lock's `dependencies`): known before anything is installed, so a hit needs no node_modules."""
     packages = package.lock.get("packages")
-    found = packages.get("node_modules/prisma") if isinstance(packages, dict) else None
+    found = packages.get(f"node_modules/{name}") if isinstance(packages, dict) else None
     if found is None and isinstance(package.lock.get("dependencies"), dict):  # a v1 lock
-        found = package.lock["dependencies"].get("prisma")
+        found = package.lock["dependencies"].get(name)
     version = found.get("version") if isinstance(found, dict) else None
     return version if isinstance(version, str) else None
 
@@ -162,15 +164,17 @@ def check_schema(workspace: Path, line: str, packages: list[Package]) -> Schema:
         raise WorkspaceError(f"prisma-schema: {schema} is not inside any of package-dirs ({listed}); "
                              "list its package dir there")
     owner = max(owners, key=lambda p: len(PurePosixPath(p.directory).parts))
-    version = _prisma_version(owner)
-    if version is None:
+    version = locked_version(owner, "prisma")
+    if version is None:  # `npm ci` installs what the lock pins, so no install would bring it either
         raise WorkspaceError(f"prisma-schema: {schema}: the `prisma` package is not in "
-                             f"{owner.directory}'s lock file (add it to its devDependencies)")
+                             f"{owner.directory}'s lock file (no packages[\"node_modules/prisma\"]); add it "
+                             "to its devDependencies and commit the lock")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise WorkspaceError(f"prisma-schema: {schema} cannot be read as text ({exc})") from exc
-    return Schema(schema, PurePosixPath(owner.directory), text, version)
+    return Schema(schema, PurePosixPath(owner.directory), text, version,
+                  locked_version(owner, "@prisma/client") or "")
 
 
 def check(workspace: Path, package_dirs: list[str], schemas: list[str], destination: Path,

@@ -4,8 +4,9 @@ A key names everything that changes the installed bytes, so a hit is always safe
 `npm ci` reads (the lock, package.json, .npmrc, the workspaces' manifests), Node and npm versions, OS
 and architecture, the install command and the layer. A package.json that no longer matches its lock
 therefore misses, and `npm ci` itself refuses it, in its own words. Prisma's client
-is keyed by the schema's digest, the Prisma version and the output path, so a client generated from
-another schema is never restored.
+is keyed by the schema's digest, the Prisma CLI's and @prisma/client's versions (the generated code runs
+on that runtime) and the output path, so a client generated from another schema, or for another runtime,
+is never restored. Every version comes from the lock, so a hit is known before anything is installed.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def prisma_output(schema_text: str, schema: PurePosixPath, package_dir: PurePosi
 
 
 def prisma_entry(schema: PurePosixPath, schema_text: str, package_dir: PurePosixPath, prisma_version: str,
-                 command: Sequence[str]) -> StoreEntry:
+                 client_version: str, command: Sequence[str]) -> StoreEntry:
     output = prisma_output(schema_text, schema, package_dir)
     key = "ci-actions-prisma-" + slug(str(package_dir)) + "-" + _digest(
-        schema_text, prisma_version, str(output), shlex.join(command))
+        schema_text, prisma_version, client_version, str(output), shlex.join(command))
     return StoreEntry("prisma", str(package_dir), key, (str(output),), tuple(command), str(schema))

@@ -1,9 +1,12 @@
 """Prepare a workspace: dependencies per package dir in parallel, Prisma once, then pack it.
 
-Each store entry is restored on a hit; on a miss it is built by its command and saved (see
-workspace.complete: the installs run at once, the store operations one after another). A failed
-install or generate raises WorkspaceError with the directory and the tool's own message, and saves
-nothing.
+On a hit an entry is only checked in the store (its manifest whole, every blob there) and restored
+nowhere: the artifact leaves it out and each later job restores it (restore-workspace), and every key
+comes from files read before any install (the lock pins the Prisma versions). On a miss it is built
+by its command and saved (the installs run at once, the store operations one after another). The one
+hit placed here is a package's node_modules whose Prisma client missed: the generator needs it. A
+failed install or generate raises WorkspaceError with the directory and the tool's own message, and
+saves nothing.
 """
 
 from __future__ import annotations
@@ -16,15 +19,18 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci_actions import artifact
+from ci_actions import artifact, timing
 from ci_actions.store.keys import Scope
 from ci_actions.workspace import (
     EntryResult,
     Job,
+    Miss,
     StoreEntry,
     WorkspaceError,
     complete,
     generate_command,
+    look_up,
+    merged,
     to_metadata,
     warnings_of,
 )
@@ -94,7 +100,7 @@ def prisma_entries(request: PrepareRequest, checked: checks.Checked) -> list[Sto
         command = generate_command(schema.path, schema.package, request.generate_command)
         try:
             entries.append(plan.prisma_entry(schema.path, schema.text, schema.package, schema.prisma_version,
-                                             command))
+                                             schema.client_version, command))
         except ValueError as exc:
             raise WorkspaceError(f"prisma-schema: {schema.path}: {exc}") from exc
     return entries
@@ -111,31 +117,50 @@ def _prod_scratch(package: checks.Package, stack: ExitStack) -> Path:
     return scratch
 
 
+def _prisma(request: PrepareRequest, entries: list[StoreEntry], deps: list[EntryResult]) -> list[EntryResult]:
+    """Each client checked in the store; for those that missed, their package's node_modules placed
+    first (a hit that was only checked: `prisma generate` reads it), then generated and saved. `deps`
+    is updated in place with what was restored."""
+    found = look_up([Job(e, request.workspace, e.command, place=False) for e in entries], request.cache_dir,
+                    request.link_mode, scope=request.scope, shared=request.shared_store)
+    needed = {item.job.entry.directory for item in found if isinstance(item, Miss)}
+    unplaced = [i for i, r in enumerate(deps) if r.entry.role == "deps-all" and r.entry.directory in needed
+                and r.hit and not r.restored]
+    placed = complete([Job(deps[i].entry, request.workspace, deps[i].entry.command) for i in unplaced],
+                      request.cache_dir, request.link_mode, scope=request.scope, shared=request.shared_store)
+    for index, result in zip(unplaced, placed, strict=True):
+        result.seconds += deps[index].seconds
+        deps[index] = result
+    return merged(found)
+
+
 def prepare(request: PrepareRequest) -> PrepareReport:
     """Check everything, then plan every entry, before the first install: no mistake costs a minute."""
     started = time.monotonic()
     destination = request.run.directory(request.workspace_root)
-    checked = checks.check(request.workspace, request.package_dirs, request.prisma_schemas, destination,
-                           request.run)
+    with timing.phase("checks"):
+        checked = checks.check(request.workspace, request.package_dirs, request.prisma_schemas, destination,
+                               request.run)
+        deps = dependency_entries(request, checked, toolchain())
+        prisma = prisma_entries(request, checked)
     phases: dict[str, float] = {"checks": time.monotonic() - started}
-    deps = dependency_entries(request, checked, toolchain())
-    prisma = prisma_entries(request, checked)
     with ExitStack() as stack:
         packages = {p.directory: p for p in checked.packages}
         jobs = [Job(e, _prod_scratch(packages[e.directory], stack), e.command, place=False)
-                if e.role == "deps-prod" else Job(e, request.workspace, e.command) for e in deps]
+                if e.role == "deps-prod" else Job(e, request.workspace, e.command, place=False) for e in deps]
         results = complete(jobs, request.cache_dir, request.link_mode, scope=request.scope,
                            shared=request.shared_store)
     phases["dependencies"] = time.monotonic() - started - phases["checks"]
 
     mark = time.monotonic()
-    results += complete([Job(e, request.workspace, e.command) for e in prisma], request.cache_dir,
-                        request.link_mode, scope=request.scope, shared=request.shared_store)
+    results += _prisma(request, prisma, results)
     phases["prisma"] = time.monotonic() - mark
 
     mark = time.monotonic()
-    packed = artifact.pack(request.workspace, destination, run=request.run, exclude=request.exclude,
-                           metadata=to_metadata(deps + prisma))
+    with timing.phase("pack") as record:
+        packed = artifact.pack(request.workspace, destination, run=request.run, exclude=request.exclude,
+                               metadata=to_metadata(deps + prisma))
+        record["bytes"] = packed.manifest.archive_bytes
     expired = artifact.remove_expired(request.workspace_root, older_than=request.retention,
                                       keep=destination)
     phases["pack"] = time.monotonic() - mark

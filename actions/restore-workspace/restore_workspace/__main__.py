@@ -1,8 +1,7 @@
 """restore-workspace as a GitHub step: inputs in, restore, outputs and a summary table out."""
 
 from ci_actions import runner
-from ci_actions.artifact import ArtifactError
-from ci_actions.workspace import Where, WorkspaceError
+from ci_actions.workspace import run_step
 from restore_workspace import inputs
 from restore_workspace.restore import RestoreReport, restore_workspace
 
@@ -17,18 +16,7 @@ def summary(report: RestoreReport) -> str:
 
 
 def main() -> None:
-    runner.set_output("workspace-ready", "false")
-    try:
-        where = Where.of_run(runner.workspace(), runner.run_context())
-        request = inputs.request(runner.read_inputs(inputs.INPUTS), where)
-    except runner.InputError as exc:
-        runner.fail(str(exc), status=2)
-    try:
-        report = restore_workspace(request)
-    except (ArtifactError, WorkspaceError) as exc:
-        runner.fail(str(exc))
-    for warning in report.warnings:
-        runner.warning(warning)
+    report = run_step("restore-workspace", inputs.INPUTS, inputs.request, restore_workspace)
     runner.set_output("workspace-ready", "true")
     runner.set_output("cache-hit", "true" if report.all_hit else "false")
     runner.set_output("artifact-digest", f"sha256:{report.manifest.archive_sha256}")

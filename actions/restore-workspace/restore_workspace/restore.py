@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci_actions import artifact
+from ci_actions import artifact, timing
 from ci_actions.store.keys import Scope
 from ci_actions.workspace import (
     Commands,
@@ -69,7 +69,9 @@ def restore_workspace(request: RestoreRequest) -> RestoreReport:
     check_layer(from_metadata(recorded.metadata, recorded.run), request.layer)
     if not request.clean:
         guard.check(request.workspace_root, request.workspace)
-    manifest = artifact.unpack(directory, request.workspace)
+    with timing.phase("unpack") as record:
+        manifest = artifact.unpack(directory, request.workspace)
+        record["bytes"] = manifest.archive_bytes
     phases = {"unpack": time.monotonic() - started}
     wanted = [e for e in from_metadata(manifest.metadata, manifest.run) if e.wanted_for(request.layer)]
     mark = time.monotonic()

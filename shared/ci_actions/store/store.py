@@ -45,7 +45,7 @@ from ci_actions.atomic import fsync_dir
 from ci_actions.beneath import open_beneath
 from ci_actions.paths import HOME, WORKSPACE, Place, Tree
 from ci_actions.store import manifest as mf
-from ci_actions.store.blobs import BlobMissing, Blobs, Placement, blob_name, reflink_works
+from ci_actions.store.blobs import BlobCorrupt, BlobMissing, Blobs, Placement, blob_name, reflink_works
 from ci_actions.store.eviction import EntryUse, Eviction, plan_eviction
 from ci_actions.store.keys import Candidate, choose
 from ci_actions.store.manifest import Header, Manifest, ManifestError, Record
@@ -338,6 +338,28 @@ class Store:
                     os.close(tree.root_fd)
         return RestoreResult(header.key, manifest.header.files, manifest.header.bytes,
                              time.monotonic() - started)
+
+    def check_entry(self, header: Header, places: Mapping[str, Place]) -> int:
+        """What a restore checks, building nothing: the whole manifest intact, its trees where the
+        consumer's lines place them, and every blob there as saved (a stat each; one whose size or
+        mtime moved is re-hashed). A failure drops the entry (EntryBroken), as a restore would; a
+        pass stamps it used, so eviction keeps what a later job will restore. Returns its bytes."""
+        self._check()
+        with self._gc_lock().read_lock():
+            manifest = self.load(header.version, header.key, header.scope)
+            self._check_tops(manifest, places)
+            blobs = {blob_name(r.digest, r.mode): r for r in manifest.records if r.kind == "file"}
+            failures: list[Exception] = []
+            with self.blobs.held():
+                for name, record in blobs.items():
+                    try:
+                        self.blobs.quick_check(name, record.size, record.blob_mtime_ns)
+                    except (BlobMissing, BlobCorrupt) as exc:
+                        failures.append(exc)
+            if failures:
+                self._drop_broken(manifest, failures)
+            self._stamp_last_used(header.version, header.key, header.scope)
+        return manifest.header.bytes
 
     def _check_tops(self, manifest: Manifest, places: Mapping[str, Place]) -> None:
         """Drop the entry (EntryBroken) unless each of its trees is for an anchor the consumer's lines
