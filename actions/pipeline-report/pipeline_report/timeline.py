@@ -152,7 +152,7 @@ def _from_records(tagged: list[tuple[dict[str, Any], Phase]]) -> Timeline:
 def _nth(step_id: str) -> str:
     """`__org_ci-actions_2` is the action's second use in the job: say so ('' for the first)."""
     tail = step_id.rpartition("_")[2]
-    return f" #{tail}" if tail.isdigit() else ""
+    return f" ({tail})" if tail.isdigit() else ""
 
 
 def _with_api(tagged: list[tuple[dict[str, Any], Phase]], api_jobs: Sequence[ApiJob]) -> Timeline:
