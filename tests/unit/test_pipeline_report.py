@@ -69,7 +69,8 @@ def test_a_step_id_or_a_second_use_of_an_action_is_its_own_step():
     line = build([rec("e2e", "test-services", "services up", 0, 1, step="db"),
                   rec("e2e", "test-services", "services up", 1, 2, step="__octo-org_ci-actions_2"),
                   rec("e2e", "test-services", "services up", 2, 3)])
-    assert [s.name for s in line.jobs[0].steps] == ["test-services (db)", "test-services (2)", "test-services"]
+    names = [s.name for s in line.jobs[0].steps]
+    assert names == ["test-services (db)", "test-services (2)", "test-services"]
 
 
 def test_the_critical_path_walks_back_from_the_job_that_ended_last():

@@ -35,7 +35,8 @@ def test_every_operation_of_a_deploy_is_a_phase(records):
         ("wait-healthy", "backend", "success"), ("switch", "backend", "success"),
         ("start-beside", "frontend", "success"), ("wait-healthy", "frontend", "success"),
         ("switch", "frontend", "success"), ("watch", "", "success"), ("switch", "backend", "success"),
-        ("switch", "frontend", "success"), ("retire", "backend", "success"), ("retire", "frontend", "success")]
+        ("switch", "frontend", "success"), ("retire", "backend", "success"),
+        ("retire", "frontend", "success")]
 
 
 def test_a_failed_health_check_is_a_failed_phase_then_the_rollback(records):
