@@ -9,6 +9,7 @@ database has the release's newest migration."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -52,7 +53,29 @@ def built_app(dest: Path) -> Path:
     run(["npm", "run", "db:generate"], app / "backend")
     for package in ("backend", "frontend"):
         run(["npm", "run", "build"], app / package)
+    ensure_deps_image(app)
     return app
+
+
+DEPS_REPOSITORY = "loyalty-app-backend-deps"
+
+
+def ensure_deps_image(app: Path) -> str:
+    """The backend's base image (backend-deps: its production node_modules), as the pipeline's build
+    job makes it: built only when no image has this lock file's tag, then tagged `latest` (the compose
+    file's default), so a build that names no BACKEND_DEPS_IMAGE finds the current lock's."""
+    lock = hashlib.sha256(b"".join((app / "backend" / name).read_bytes()
+                                   for name in ("package.json", "package-lock.json"))).hexdigest()[:16]
+    ref = f"{DEPS_REPOSITORY}:lock-{lock}"
+    client = docker.from_env()
+    if not client.images.list(name=ref):
+        result = subprocess.run(["docker", "compose", "-f", str(app / "docker-compose.yml"), "build",
+                                 "backend-deps"], cwd=app, capture_output=True, text=True, timeout=900,
+                                env={**os.environ, **ENV, "BACKEND_DEPS_IMAGE": ref}, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"building {ref} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    client.images.get(ref).tag(DEPS_REPOSITORY, "latest")
+    return ref
 
 
 def leftover_images(client: docker.DockerClient) -> set[str]:

@@ -68,6 +68,17 @@ def buildable(tmp_path, name: str) -> dict:
     return {"build": {"context": str(context), "dockerfile": "Dockerfile"}}
 
 
+def test_a_base_only_service_is_built_only_when_named(tmp_path):
+    """`scale: 0` (the example app's backend-deps): an image others build FROM, not a release's."""
+    services = model(tmp_path, api=buildable(tmp_path, "api"),
+                     deps={**buildable(tmp_path, "deps"), "scale": 0},
+                     old={**buildable(tmp_path, "old"), "deploy": {"replicas": 0}})
+    default = plan_build(services, services=[], rules=TagRules(SHA), labels={}, smoke={}, token="t")
+    assert [s.service for s in default.services] == ["api"]
+    named = plan_build(services, services=["deps"], rules=TagRules(SHA), labels={}, smoke={}, token="t")
+    assert [s.service for s in named.services] == ["deps"]
+
+
 def test_plan_builds_every_buildable_service_under_a_staging_tag(tmp_path):
     web = {**buildable(tmp_path, "web"), "image": "Shop/Web:latest"}
     plan = plan_build(model(tmp_path, web=web, api=buildable(tmp_path, "api"), db={"image": "pg"}),

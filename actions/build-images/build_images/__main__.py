@@ -5,7 +5,7 @@ import json
 from build_images import inputs, prune
 from build_images.build import BuildError, BuildReport, BuildRequest, build
 from build_images.cli import FAILURES
-from ci_actions import runner
+from ci_actions import runner, timing
 from ci_actions.declared import Values
 
 
@@ -36,6 +36,7 @@ def request(values: Values, context: runner.RunContext) -> BuildRequest:
 
 
 def main() -> None:
+    runner.start_timing("build-images")
     runner.set_output("images-ready", "false")
     try:
         values = runner.read_inputs(inputs.INPUTS)
@@ -49,7 +50,8 @@ def main() -> None:
         if isinstance(exc, BuildError):
             runner.append_summary(failure_summary(exc))
         runner.fail(str(exc))
-    pruned, problem = prune.after_build(report.plan.project, values["keep"], values["state-dir"])
+    with timing.phase("prune"):
+        pruned, problem = prune.after_build(report.plan.project, values["keep"], values["state-dir"])
     if problem:
         runner.warning(problem)
     for image_id, why in pruned.failed.items():

@@ -33,7 +33,7 @@ from build_images.plan import (
     plan_build,
 )
 from build_images.tags import TagRules
-from ci_actions import engine
+from ci_actions import engine, timing
 from ci_actions.compose import Compose, write_override
 
 LOG_TAIL = 50
@@ -102,7 +102,8 @@ def with_reuse(client: docker.DockerClient, model: dict, build_plan: BuildPlan) 
     services = []
     for service in build_plan.services:
         build_spec = model["services"][service.service]["build"]
-        inputs = fingerprint(client, build_spec, build_plan.build_args) or ""
+        with timing.phase("fingerprint", service=service.service):
+            inputs = fingerprint(client, build_spec, build_plan.build_args) or ""
         found = []
         if inputs and not build_plan.no_cache:
             found = client.images.list(filters={"label": [f"{PROJECT_LABEL}={build_plan.project}",
@@ -123,7 +124,8 @@ def build(request: BuildRequest) -> BuildReport:
         try:
             results = _build_all(client, compose, build_plan, override)
             results = [_smoke(client, build_plan, result) for result in results]
-            _tag_all(client, build_plan, results)
+            with timing.phase("tag"):
+                _tag_all(client, build_plan, results)
         finally:
             _remove_staging(client, build_plan)
     return BuildReport(build_plan, results, time.monotonic() - started)
@@ -152,7 +154,10 @@ def _reuse(client: docker.DockerClient, build_plan: BuildPlan,
     labels = {**build_plan.labels, SERVICE_LABEL: service.service, INPUTS_LABEL: service.inputs}
     dockerfile = io.BytesIO(f"FROM {service.reuse}\n".encode())
     try:
-        client.images.build(fileobj=dockerfile, tag=service.staging_ref, labels=labels, rm=True, pull=False)
+        with timing.phase("label", service=service.service) as record:
+            record["hit"] = True
+            client.images.build(fileobj=dockerfile, tag=service.staging_ref, labels=labels, rm=True,
+                                pull=False)
     except DockerException as exc:
         return BuildError(f"restamping the unchanged image of {service.service} failed: {exc}",
                           service=service.service)
@@ -163,7 +168,9 @@ def _reuse(client: docker.DockerClient, build_plan: BuildPlan,
 def _build_one(compose: Compose, build_plan: BuildPlan, service: ServiceBuild,
                override: Path) -> ServiceResult | BuildError:
     started = time.monotonic()
-    result = compose.run(*build_plan.build_args_of(service.service), overrides=(override,))
+    with timing.phase("build", service=service.service) as record:
+        record["hit"] = False
+        result = compose.run(*build_plan.build_args_of(service.service), overrides=(override,))
     log = result.stdout + result.stderr
     if result.returncode != 0:
         tail = log.strip().splitlines()[-LOG_TAIL:]
@@ -181,6 +188,11 @@ def _smoke(client: docker.DockerClient, build_plan: BuildPlan, result: ServiceRe
     result = dataclasses.replace(result, image_id=image.id, builder=builder)
     if not service.smoke:
         return result
+    with timing.phase("smoke", service=service.service):
+        return _run_smoke(client, service, result)
+
+
+def _run_smoke(client: docker.DockerClient, service: ServiceBuild, result: ServiceResult) -> ServiceResult:
     container = client.containers.run(service.staging_ref, list(service.smoke), detach=True,
                                       network_disabled=True, labels={"io.ci-actions.smoke": service.service})
     try:

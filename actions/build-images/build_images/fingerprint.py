@@ -4,8 +4,10 @@ build settings and args, and the ids of the base images.
 An image built from the same inputs carries the same digest (label `io.ci-actions.inputs`), so a
 rebuild of an unchanged service reuses it instead of running `docker compose build`, which on the
 classic builder re-sends (and gzips) the whole context every time even when every step is cached.
-Anything that cannot be pinned (an ARG in FROM, a remote context, a base image not on the host) gives
-no fingerprint, and the service is built as usual.
+A FROM that names its image through an ARG declared before it (`FROM ${DEPS_IMAGE}`) is pinned with the
+build's value of that ARG (compose `args`, then build-images' build-args) or its default. Anything that
+cannot be pinned (another expansion, a remote context, a base image not on the host) gives no
+fingerprint, and the service is built as usual.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from docker.utils.build import exclude_paths
 
 FORMAT = "ci-actions-build-inputs-1"
 _FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
+_ARG = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?\s*$", re.IGNORECASE | re.MULTILINE)
+_REFERENCE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
 def fingerprint(client: docker.DockerClient, build: dict, build_args: dict[str, str]) -> str | None:
@@ -32,26 +36,52 @@ def fingerprint(client: docker.DockerClient, build: dict, build_args: dict[str, 
     root = Path(context)
     dockerfile = Path(build.get("dockerfile") or "Dockerfile")
     dockerfile = dockerfile if dockerfile.is_absolute() else root / dockerfile
-    bases = base_image_ids(client, dockerfile.read_text())
+    settings = {k: v for k, v in build.items() if k not in ("context", "labels")}
+    settings["args"] = {**(build.get("args") or {}), **build_args}
+    bases = base_image_ids(client, dockerfile.read_text(), settings["args"])
     if bases is None:
         return None
     digest = hashlib.sha256()
-    settings = {k: v for k, v in build.items() if k not in ("context", "labels")}
-    settings["args"] = {**(build.get("args") or {}), **build_args}
     digest.update(json.dumps([FORMAT, settings, bases, dockerfile.read_text()], sort_keys=True).encode())
     digest.update(context_digest(root, dockerfile).encode())
     return digest.hexdigest()
 
 
-def base_image_ids(client: docker.DockerClient, dockerfile: str) -> list[str] | None:
+def global_args(dockerfile: str, args: dict[str, str | None]) -> dict[str, str]:
+    """The ARGs a FROM can expand (those declared before the first FROM): the build's value, else the
+    declared default; one with neither expands to nothing, as the builder does."""
+    first = _FROM.search(dockerfile)
+    head = dockerfile[:first.start()] if first else dockerfile
+    return {name: str(args[name]) if args.get(name) is not None else default.strip("\"'")
+            for name, default in _ARG.findall(head)}
+
+
+def expand(image: str, scope: dict[str, str]) -> str | None:
+    """`$NAME` and `${NAME}` from `scope`; None for a name outside it or any other form (`${X:-y}`)."""
+    missing = False
+
+    def value(match: re.Match[str]) -> str:
+        nonlocal missing
+        name = match.group(1) or match.group(2)
+        missing = missing or name not in scope
+        return scope.get(name, "")
+
+    expanded = _REFERENCE.sub(value, image)
+    return None if missing or "$" in expanded or not expanded else expanded
+
+
+def base_image_ids(client: docker.DockerClient, dockerfile: str,
+                   args: dict[str, str | None]) -> list[str] | None:
     """The local ids of every FROM image that is not an earlier stage; None when one cannot be pinned."""
     stages: set[str] = set()
+    scope = global_args(dockerfile, args)
     ids = []
-    for image, stage in _FROM.findall(dockerfile):
+    for named, stage in _FROM.findall(dockerfile):
+        image = expand(named, scope) if "$" in named else named
+        if image is None:
+            return None
         if image.lower() in stages or image == "scratch":
             ids.append(image.lower())
-        elif "$" in image:
-            return None
         else:
             try:
                 ids.append(client.images.get(image).id)

@@ -26,7 +26,8 @@ INPUTS = declared.table(
     Input("project-name", "The compose project name. Empty means compose's own choice (the files' `name:` or "
           "the folder)."),
     Input("services", "Services to build, one per line. Empty means every service with a `build:` "
-          "section.", many=True, flag="service"),
+          "section that runs a container (not `scale: 0`, a base image other services build FROM).",
+          many=True, flag="service"),
     Input("sha", "The commit the images are tagged with. Empty means the run's commit.",
           parse=lambda text: check_sha(text) if text else ""),
     Input("use-pr-head", "On pull_request events, tag with the PR head commit instead of the merge commit.",

@@ -90,7 +90,7 @@ def plan_build(model: dict, *, services: list[str], rules: TagRules, labels: dic
     project = model["name"]
     declared = model.get("services", {})
     buildable = [name for name, spec in declared.items() if spec.get("build")]
-    wanted = services or buildable
+    wanted = services or [name for name in buildable if not base_only(declared[name])]
     for name in [*wanted, *smoke]:
         if name not in declared:
             raise PlanError(f"service {name} is not in the compose project {project} "
@@ -111,6 +111,13 @@ def plan_build(model: dict, *, services: list[str], rules: TagRules, labels: dic
         builds.append(ServiceBuild(name, repository, f"{repository}:ci-build-{token}", smoke.get(name, ())))
     return BuildPlan(project, builds, rules.tags(), {PROJECT_LABEL: project, **labels},
                      build_args or {}, no_cache)
+
+
+def base_only(spec: dict) -> bool:
+    """A service that runs no container (`scale: 0`): an image other services build FROM (the example
+    app's backend-deps), built by compose under its own stable tag, never a release's. Built only when
+    named."""
+    return spec.get("scale") == 0 or (spec.get("deploy") or {}).get("replicas") == 0
 
 
 def oci_labels(*, sha: str, created: str, source: str) -> dict[str, str]:
