@@ -7,8 +7,9 @@ import pytest
 
 from ci_actions.artifact import RunId
 from ci_actions.store.store import Store
-from ci_actions.workspace import WorkspaceError
+from ci_actions.workspace import Commands, WorkspaceError
 from prepare_workspace.prepare import PrepareRequest, prepare
+from restore_workspace.restore import RestoreRequest, restore_workspace
 
 BACKEND = Path(__file__).parents[2] / "examples" / "loyalty-app" / "backend"
 SCHEMA = "backend/prisma/schema.prisma"
@@ -48,7 +49,12 @@ def test_generated_once_then_restored_and_regenerated_when_the_schema_changes(ws
 
     shutil.rmtree(ws / CLIENT)
     second = run(ws, shared_store, "2")
-    assert prisma_result(second).hit and (ws / CLIENT / "models" / "User.ts").read_text() == generated
+    assert prisma_result(second).hit and not (ws / CLIENT).exists()  # checked in the store, left there
+    job = ws.parent / "job"
+    job.mkdir()
+    restore_workspace(RestoreRequest(job, ws.parent / "runs", shared_store, "all", "auto",
+                                     RunId("acme/app", "2", 1), Commands(("npm", "ci"))))
+    assert (job / CLIENT / "models" / "User.ts").read_text() == generated  # what a later job gets
 
     schema = ws / SCHEMA
     schema.write_text(schema.read_text().replace("model User {", "model User {\n  nickname String?"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ci_actions import timing
 from ci_actions.artifact import RunId, read_manifest
 from ci_actions.store.store import Store
 from ci_actions.workspace import Commands, from_metadata
+from prepare_workspace import prepare as prepare_module
 from prepare_workspace.prepare import PrepareReport, PrepareRequest, prepare
 from restore_workspace.restore import RestoreRequest, restore_workspace
 
@@ -210,3 +212,8 @@ def test_a_new_prisma_client_version_in_the_lock_misses_the_client_only(runner):
     assert hits == {("deps-all", "backend"): False, ("deps-prod", "backend"): False,  # the lock changed
                     ("deps-all", "frontend"): True, ("deps-prod", "frontend"): True,
                     ("prisma", "backend"): False}
+
+
+def test_npm_version_is_read_from_the_npm_that_path_runs_as_npm_prints_it():
+    printed = subprocess.run(["npm", "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    assert prepare_module.installed_npm() == printed  # the same key as `npm --version` made

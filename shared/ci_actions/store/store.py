@@ -348,14 +348,21 @@ class Store:
         with self._gc_lock().read_lock():
             manifest = self.load(header.version, header.key, header.scope)
             self._check_tops(manifest, places)
-            blobs = {blob_name(r.digest, r.mode): r for r in manifest.records if r.kind == "file"}
-            failures: list[Exception] = []
-            with self.blobs.held():
-                for name, record in blobs.items():
+            named = {blob_name(r.digest, r.mode): r for r in manifest.records if r.kind == "file"}
+            blobs = list(named.items())
+
+            def probe(part: list[tuple[str, Record]]) -> list[Exception]:
+                failures: list[Exception] = []
+                for name, record in part:
                     try:
                         self.blobs.quick_check(name, record.size, record.blob_mtime_ns)
                     except (BlobMissing, BlobCorrupt) as exc:
                         failures.append(exc)
+                return failures
+
+            with self.blobs.held(), ThreadPoolExecutor(WORKERS) as pool:  # stat() lets go of the GIL
+                failures = [f for part in pool.map(probe, [blobs[i::WORKERS] for i in range(WORKERS)])
+                            for f in part]
             if failures:
                 self._drop_broken(manifest, failures)
             self._stamp_last_used(header.version, header.key, header.scope)
