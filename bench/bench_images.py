@@ -1,6 +1,7 @@
 """build-images on the example app: rebuilds with no change and after a backend edit, against a cold build.
 
-Run: .venv/bin/python bench/bench_images.py [--rounds N] [--prod-deps]   (after scripts/build-base-images.sh)
+Run: .venv/bin/python bench/bench_images.py [--rounds N] [--prod-deps | --job]
+(after scripts/build-base-images.sh)
 
 The app (examples/loyalty-app) is copied without node_modules/dist and prepared once as the pipeline's
 build job does: `npm ci` in backend and frontend, offline `npm run db:generate`, `npm run build` in both
@@ -20,15 +21,25 @@ Each round, side by side in one process:
    frontend's Dockerfile is cached (only the metadata labels appended after it, whose values change with
    each commit, run again). The step lines are printed.
 
-Every image the bench made (label io.ci-actions.project=<project>) is removed at the end, with the
-untagged stage images (label loyalty-app.image) that appeared during the run. Exit status 1 when a
-measure misses its target.
+`--job` measures the pipeline's whole build job instead (examples/workflows/after.yml), as processes:
+`ci-actions workspace restore` (layer all) into a fresh job directory, `npm run build` in backend and
+frontend, the backend-deps step (`docker compose build backend-deps` only when its lock-hash tag is
+missing) and `ci-actions images build`. Each job's sources come from `ci-actions workspace prepare` of a
+fresh copy of the app (untimed: that is the prepare job), with the store warm after the first.
+1. cold: a deps tag no image has and `--no-cache` (nothing of these images in the builder's cache)
+2. backend change: one line added to backend/src, prepared again, the job again        target <= 0.30x
+3. frontend change: one line added to frontend/src: the backend must be reused (no compose build)
+
+Every image the bench made (label io.ci-actions.project=<project>, and the --job deps tag) is removed
+at the end, with the untagged stage images (label loyalty-app.image) that appeared during the run. Exit
+status 1 when a measure misses its target.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -61,6 +72,8 @@ COPY_DIST = "COPY dist ./dist"
 APPENDED_LABELS = re.compile(r"^LABEL (com\.docker\.compose\.|io\.ci-actions\.|org\.opencontainers\.image\.)")
 STEP = re.compile(r"^Step \d+/\d+ : (.*)$")
 TARGET = 0.10
+JOB_TARGET = 0.30
+WORKSPACE_CLI = [sys.executable, "-m", "ci_actions", "workspace"]
 
 
 def run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -104,11 +117,16 @@ class Bench:
         self.app = app
         self.state = state
         self.project = f"bench-images-{uuid.uuid4().hex[:8]}"
-        self.env = {"BACKEND_IMAGE": f"{self.project}-backend:dev",
+        self.env = {"BACKEND_DEPS_IMAGE": f"{self.project}-backend-deps:dev",
+                    "BACKEND_IMAGE": f"{self.project}-backend:dev",
                     "FRONTEND_IMAGE": f"{self.project}-frontend:dev"}
         self.builds = 0
 
     def build(self, *extra: str) -> Build:
+        """build-images; a cold one (--no-cache) builds the backend's base image (backend-deps) first."""
+        if "--no-cache" in extra:
+            run(["docker", "compose", "-f", "docker-compose.yml", "build", "--no-cache", "backend-deps"],
+                self.app, self.env)
         self.builds += 1
         sha = f"{self.builds:040x}"
         files = [arg for name in COMPOSE_FILES for arg in ("--compose-file", name)]
@@ -264,6 +282,105 @@ def report(rounds: list[dict]) -> int:
     return 0 if all(row[-1] != "✘" for row in rows) else 1
 
 
+class Job:
+    """The build job of after.yml, step by step, as processes (see --job)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.source = root / "source"
+        shutil.copytree(APP, self.source, symlinks=True,
+                        ignore=shutil.ignore_patterns("node_modules", "dist", "build-test", "generated",
+                                                      "e2e-results"))
+        self.project = f"bench-images-{uuid.uuid4().hex[:8]}"
+        lock = hashlib.sha256(b"".join((self.source / "backend" / name).read_bytes()
+                                       for name in ("package.json", "package-lock.json"))).hexdigest()
+        self.deps = f"{self.project}-backend-deps:{lock[:16]}"
+        self.env = {"BACKEND_DEPS_IMAGE": self.deps, "BACKEND_IMAGE": f"{self.project}-backend:dev",
+                    "FRONTEND_IMAGE": f"{self.project}-frontend:dev"}
+        self.runs = 0
+
+    def store_args(self) -> list[str]:
+        return ["--repository", "bench/images", "--cache-dir", str(self.root / "store"),
+                "--workspace-root", str(self.root / "runs")]
+
+    def prepare(self) -> str:
+        """The prepare job on a fresh checkout of `source` (untimed): the run id the job restores."""
+        self.runs += 1
+        checkout = self.root / f"checkout-{self.runs}"
+        shutil.copytree(self.source, checkout, symlinks=True)
+        run([*WORKSPACE_CLI, "prepare", "--workspace", str(checkout), "--run-id", str(self.runs),
+             *self.store_args(), "--prod-layer", "--prisma-schema", "backend/prisma/schema.prisma",
+             "--install-command", " ".join(NPM_CI[:4]), "--package-dir", "backend", "--package-dir",
+             "frontend"], checkout)
+        return str(self.runs)
+
+    def edit(self, path: str, line: str) -> None:
+        with (self.source / path).open("a") as handle:
+            handle.write(f"\n{line} // bench_images.py --job: a one-line change\n")
+
+    def build_job(self, *, cold: bool) -> tuple[dict[str, float], dict]:
+        """Seconds per step of one build job, and build-images' report."""
+        run_id = self.prepare()
+        job = self.root / f"job-{run_id}"
+        job.mkdir()
+        steps: dict[str, float] = {}
+
+        def step(name: str, argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+            started = time.perf_counter()
+            result = run(argv, cwd, self.env)
+            steps[name] = time.perf_counter() - started
+            return result
+
+        step("restore-workspace", [*WORKSPACE_CLI, "restore", "--workspace", str(job), "--run-id", run_id,
+                                   *self.store_args()], job)
+        step("npm run build (backend)", ["npm", "run", "build"], job / "backend")
+        step("npm run build (frontend)", ["npm", "run", "build"], job / "frontend")
+        started = time.perf_counter()
+        if cold or not docker.from_env().images.list(name=self.deps):
+            run(["docker", "compose", "-f", "docker-compose.yml", "build", *(["--no-cache"] if cold else []),
+                 "backend-deps"], job, self.env)
+        steps["backend-deps"] = time.perf_counter() - started
+        files = [arg for name in COMPOSE_FILES for arg in ("--compose-file", name)]
+        built = step("build-images", [sys.executable, "-m", "ci_actions", "images", "build", *files,
+                                      "--project-name", self.project, "--sha", f"{int(run_id):040x}",
+                                      "--state-dir", str(self.root / "state"), "--verbose",
+                                      *(["--no-cache"] if cold else [])], job)
+        shutil.rmtree(job)
+        return steps, {**json.loads(built.stdout), "logs": split_logs(built.stderr)}
+
+
+def job_round(job: Job, n: int) -> dict:
+    cold, _ = job.build_job(cold=True)
+    job.edit("backend/src/config.ts", f"export const benchJobEdit{n} = {n};")
+    backend, _ = job.build_job(cold=False)
+    job.edit("frontend/src/main.ts", f"export const benchJobEdit{n} = {n};")
+    frontend, report = job.build_job(cold=False)
+    result = {"cold": cold, "backend": backend, "frontend": frontend,
+              "frontend-reuses-backend": reused(report["logs"].get("backend", ""))}
+    for name in ("cold", "backend", "frontend"):
+        print(f"round {n + 1} {name}: {sum(result[name].values()):.2f} s (" +
+              ", ".join(f"{k} {v:.2f}" for k, v in result[name].items()) + ")", flush=True)
+    return result
+
+
+def job_report(rounds: list[dict]) -> int:
+    totals = {name: statistics.median(sum(r[name].values()) for r in rounds)
+              for name in ("cold", "backend", "frontend")}
+    print(f"\nbuild job (after.yml), {len(rounds)} round(s), medians of the steps' wall seconds")
+    names = list(rounds[0]["cold"])
+    print("  " + "step".ljust(26) + "".join(k.rjust(12) for k in totals))
+    for name in names:
+        print("  " + name.ljust(26) + "".join(f"{statistics.median(r[k][name] for r in rounds):12.2f}"
+                                                for k in totals))
+    print("  " + "total".ljust(26) + "".join(f"{v:12.2f}" for v in totals.values()))
+    ratio = totals["backend"] / totals["cold"]
+    reuses = all(r["frontend-reuses-backend"] for r in rounds)
+    print(f"\nwarm after a backend change / cold: {ratio:.3f} (target <= {JOB_TARGET:.2f}) "
+          f"{'✔' if ratio <= JOB_TARGET else '✘'}")
+    print(f"frontend change reuses the backend image: {reuses} {'✔' if reuses else '✘'}")
+    return 0 if ratio <= JOB_TARGET and reuses else 1
+
+
 def cleanup(client: docker.DockerClient, project: str, stages_before: set[str]) -> None:
     """The project's images by id (forced: their tags and staging leftovers), then the untagged stage
     images that appeared during the run; their intermediate images go with them."""
@@ -288,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="rounds; medians are reported")
     parser.add_argument("--prod-deps", action="store_true",
                         help="prune the backend's node_modules to production deps before building")
+    parser.add_argument("--job", action="store_true",
+                        help="time after.yml's whole build job: cold, backend change, frontend change")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -296,12 +415,25 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{tool} is not on PATH; install it to run this bench")
     client = docker.from_env(timeout=300)
     stages_before = stage_images(client)
+    if args.job:
+        with tempfile.TemporaryDirectory(prefix="ci-actions-bench-job-") as tmp:
+            job = Job(Path(tmp))
+            print(f"project {job.project}; {os.cpu_count()} CPUs; {tmp}", flush=True)
+            try:
+                rounds = [job_round(job, n) for n in range(args.rounds)]
+            finally:
+                with contextlib.suppress(ImageNotFound):
+                    client.images.remove(job.deps, force=True)
+                cleanup(client, job.project, stages_before)
+        return job_report(rounds)
     with tempfile.TemporaryDirectory(prefix="ci-actions-bench-images-") as tmp:
         bench = Bench(prepare(Path(tmp), args.prod_deps), Path(tmp) / "state")
         print(f"project {bench.project}; {os.cpu_count()} CPUs", flush=True)
         try:
             rounds = [one_round(bench, n) for n in range(args.rounds)]
         finally:
+            with contextlib.suppress(ImageNotFound):
+                client.images.remove(bench.env["BACKEND_DEPS_IMAGE"], force=True)
             cleanup(client, bench.project, stages_before)
     return report(rounds)
 
