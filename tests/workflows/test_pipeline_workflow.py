@@ -1,6 +1,9 @@
-"""The seed's "after" pipeline on the example app, as a consumer runs it: prepare once, then quality,
-unit tests and build start in parallel from restore-workspace; the build job's images are deployed
-behind a real nginx on 127.0.0.1 once the others pass. A warm run installs and generates nothing."""
+"""The seed's "after" pipeline on the example app, as a consumer runs it: prepare once, then security,
+unit + integration and E2E in parallel from restore-workspace (each test job with its own Postgres and
+Redis), the images built once after them and deployed behind a real nginx on 127.0.0.1, then the
+report. A warm run installs and generates nothing. (That a failing test builds and deploys nothing is
+the build's and deploy's `needs:`, held by tests/unit/test_example_workflows.py: a third run here would
+cost minutes of the suite.)"""
 
 import json
 import urllib.request
@@ -15,7 +18,7 @@ from tests.workflows.act_runner import REPO_ROOT, make_consumer_repo, run_workfl
 pytestmark = pytest.mark.workflow
 WORKFLOW = REPO_ROOT / "examples" / "workflows" / "after.yml"
 APP = REPO_ROOT / "examples" / "loyalty-app"
-CONSUMERS = ("quality", "unit-tests", "build")
+CONSUMERS = ("security", "unit-integration", "e2e", "build")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,7 @@ def runs(tmp_path_factory, host):
 @pytest.mark.parametrize("which", ["cold", "warm"])
 def test_every_job_passes(runs, which):
     run = runs[0] if which == "cold" else runs[1]
-    for job in ("prepare", *CONSUMERS, "deploy"):
+    for job in ("prepare", *CONSUMERS, "deploy", "report"):
         assert run.job(job).result == "success", run.job(job).text[-3000:]
     assert run.undeclared_outputs == []
 
