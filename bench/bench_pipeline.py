@@ -72,7 +72,7 @@ def main() -> int:
     site = Site.up(root / "site", f"loyalty-bench-{int(time.time()) % 100000}")
     failures = 0
     try:
-        repo = consumer_repo(root / "repo")
+        repo = consumer_repo(site.root)
         warmup = run_pipeline(repo, "after.yml", site)
         print(warmup.table("warm-up (after.yml, cold store, not counted)"), flush=True)
         if not warmup.ok:

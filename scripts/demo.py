@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -70,7 +69,7 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     site = Site.up(root, PROJECT)
-    repo = consumer_repo(Path(tempfile.mkdtemp(prefix="repo-", dir=root)))
+    repo = consumer_repo(root)
     runs = {}
     ok = True
     for label, name in (("before (seed)", "before.yml"), ("after, cold store", "after.yml"),

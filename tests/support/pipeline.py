@@ -16,11 +16,14 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
 import yaml
+from docker.errors import DockerException
 
 from tests.support.nginx import NginxServer, start_nginx
 from tests.support.production import NOTHING_YET, SERVICES, remove_project
@@ -29,6 +32,8 @@ from tests.workflows.act_runner import REPO_ROOT, WorkflowRun, make_consumer_rep
 APP = REPO_ROOT / "examples" / "loyalty-app"
 WORKFLOWS = REPO_ROOT / "examples" / "workflows"
 SITE_FILE = "site.json"
+REPO_PREFIX = "repo-"
+BEFORE_IMAGES = ("loyalty-app-backend", "loyalty-app-frontend")
 CHANGED_FILE = "backend/src/release.ts"
 
 
@@ -64,8 +69,8 @@ class Site:
 
 
 def down(root: Path) -> bool:
-    """Stop a site left at `root` (its nginx by its pid file, its compose project) and delete the
-    folder; False when there was none."""
+    """Stop a site left at `root` (its nginx by its pid file, its compose project, the images its
+    pipelines built) and delete the folder; False when there was none."""
     try:
         site = json.loads((root / SITE_FILE).read_text())
     except (OSError, ValueError):
@@ -74,12 +79,29 @@ def down(root: Path) -> bool:
     NginxServer(nginx_root, nginx_root / "nginx.conf", nginx_root / "upstreams", site["project"],
                 site["ports"]).stop()
     remove_project(site["project"])
+    remove_before_images(root)
     shutil.rmtree(root, ignore_errors=True)
     return True
 
 
-def consumer_repo(repo: Path) -> Path:
-    """The example app as a consumer's repository, with before.yml and after.yml committed."""
+def remove_before_images(root: Path) -> None:
+    """before.yml tags its images with the commit (and `e2e-<commit>`) but no project label, as the seed's
+    pipeline does: remove those of the commits of the site's repositories (`repo-*` under `root`)."""
+    client = docker.from_env()
+    for repo in root.glob(f"{REPO_PREFIX}*"):
+        listed = subprocess.run(["git", "-C", str(repo), "rev-list", "--all"], capture_output=True, text=True,
+                                check=False).stdout.split()
+        for sha in listed:
+            for ref in (f"{image}:{tag}" for image in BEFORE_IMAGES for tag in (sha, f"e2e-{sha}")):
+                with contextlib.suppress(DockerException):
+                    client.images.remove(ref, force=True)
+    client.close()
+
+
+def consumer_repo(root: Path) -> Path:
+    """The example app as a consumer's repository (a new `repo-*` folder under the site's root, so
+    `down` finds its commits), with before.yml and after.yml committed."""
+    repo = Path(tempfile.mkdtemp(prefix=REPO_PREFIX, dir=root))
     make_consumer_repo(repo, WORKFLOWS / "after.yml", tree=APP,
                        files={".github/workflows/before.yml": (WORKFLOWS / "before.yml").read_text()})
     return repo
