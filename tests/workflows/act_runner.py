@@ -155,9 +155,9 @@ def parse_events(lines: list[str]) -> dict[str, JobRun]:
             job.ended = stamp
         if "jobResult" in event:
             job.result = event["jobResult"]
-        if "executionTime" in event and event.get("stage"):
-            job.work_seconds += event["executionTime"] / 1e9
         step_id = event.get("stepID") or []
+        if "executionTime" in event and event.get("stage") and len(step_id) == 1:  # not a composite's inner
+            job.work_seconds += event["executionTime"] / 1e9
         if event.get("command") == "set-output" and len(step_id) == 1:
             job.step_outputs.setdefault(step_id[0], {})[event["name"]] = event.get("arg", "")
         job.log.append(event.get("msg", ""))
