@@ -63,9 +63,16 @@ def line(label: str, result: PipelineRun, load: LoadReport) -> str:
             f"p99 {load.p99 * 1000:6.1f} ms\n    {jobs}")
 
 
+def at_least_two(text: str) -> int:
+    """--rounds: a whole number, at least 2 (one round cannot show drift between the two pipelines)."""
+    if not text.isdigit() or int(text) < 2:
+        raise argparse.ArgumentTypeError(f"must be a whole number, at least 2 (got {text!r})")
+    return int(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=at_least_two, default=2)
     parser.add_argument("--root", type=Path, default=None, help="where the site lives (default: a temp dir)")
     args = parser.parse_args()
     root = args.root or Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
@@ -130,7 +137,8 @@ def summary(rows: list[dict], baseline: LoadReport) -> str:
          f"{sum(load.failed for load in during_after)} (before.yml's recreate deploys: "
          f"{sum(row['before'][1].failed for row in rows)})", "0"),
         ("production p99 while after.yml runs / idle",
-         f"{p99 * 1000:.1f} ms / {baseline.p99 * 1000:.1f} ms = {p99 / baseline.p99:.2f}x", "<= 2x"),
+         f"{p99 * 1000:.1f} ms / {baseline.p99 * 1000:.1f} ms = "
+         f"{p99 / baseline.p99 if baseline.p99 else float('inf'):.2f}x", "<= 2x"),
     ]
     return "\n".join(["\nmedians over the rounds [target]:",
                       *(f"  {label:52} {value}  [{target}]" for label, value, target in figures)])

@@ -14,6 +14,7 @@ Where nothing set a sink (a CLI run outside a runner), `phase` only times.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -90,8 +91,13 @@ def read(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
             warnings.append(f"{path.name} line {number} is not a JSON record (torn or garbled); skipped")
             continue
         if not (isinstance(record, dict) and isinstance(record.get("phase"), str)
-                and all(isinstance(record.get(key), int | float) for key in ("start", "end"))):
+                and all(is_instant(record.get(key)) for key in ("start", "end"))):
             warnings.append(f"{path.name} line {number} is not a timing record; skipped")
             continue
         records.append(record)
     return records, warnings
+
+
+def is_instant(value: object) -> bool:
+    """A usable epoch time: a finite number (JSON also yields NaN, Infinity, 1e999 and booleans)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -129,6 +129,28 @@ def test_torn_and_interleaved_lines_are_skipped_with_a_warning_each(tmp_path):
     assert [j.name for j in made.timeline.jobs] == ["prepare"]
 
 
+def test_non_finite_or_boolean_times_are_skipped_and_the_report_stays_valid_json(tmp_path):
+    hostile = ('{"v":1,"phase":"x","start":1e999,"end":1e999}\n{"v":1,"phase":"y","start":NaN,"end":1}\n'
+               '{"v":1,"phase":"z","start":true,"end":2}\n')
+    made = make(write(tmp_path / "77-1", PIPELINE[:3], hostile), RUN, title="Run", conclusion="auto")
+    assert made.report["sources"]["records"] == 3
+    assert made.report["warnings"] == [f"timings.jsonl line {n} is not a timing record; skipped"
+                                       for n in (4, 5, 6)]
+    json.dumps(made.report, allow_nan=False)
+    gantt.charts(made.timeline, "Run")
+
+
+def test_a_hostile_history_line_is_skipped_not_a_crash(tmp_path):
+    file = history.path(tmp_path, "octo-org/shop")
+    file.parent.mkdir(parents=True)
+    file.write_text('{"sha":"a","recorded_at":Infinity,"conclusion":"success"}\n'
+                    '{"sha":"b","recorded_at":1,"critical_path":5,"conclusion":"success"}\n'
+                    '{"sha":"c","recorded_at":2,"critical_path":["x", 1],"conclusion":"success"}\n'
+                    '{"sha":"d","recorded_at":3,"critical_path":["prepare"],"conclusion":"success"}\n')
+    read = history.read(file)
+    assert read.skipped == 3 and [r["sha"] for r in read.runs] == ["d"]
+
+
 def test_no_records_and_no_token_is_an_empty_valid_report(tmp_path):
     made = make(tmp_path / "77-1", RUN, title="Run", conclusion="auto")
     assert made.empty

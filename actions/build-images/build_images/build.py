@@ -155,7 +155,7 @@ def _reuse(client: docker.DockerClient, build_plan: BuildPlan,
     dockerfile = io.BytesIO(f"FROM {service.reuse}\n".encode())
     try:
         with timing.phase("label", service=service.service) as record:
-            record["hit"] = True
+            record["reused"] = True
             client.images.build(fileobj=dockerfile, tag=service.staging_ref, labels=labels, rm=True,
                                 pull=False)
     except DockerException as exc:
@@ -169,7 +169,7 @@ def _build_one(compose: Compose, build_plan: BuildPlan, service: ServiceBuild,
                override: Path) -> ServiceResult | BuildError:
     started = time.monotonic()
     with timing.phase("build", service=service.service) as record:
-        record["hit"] = False
+        record["reused"] = False
         result = compose.run(*build_plan.build_args_of(service.service), overrides=(override,))
     log = result.stdout + result.stderr
     if result.returncode != 0:

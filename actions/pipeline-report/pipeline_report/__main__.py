@@ -64,7 +64,7 @@ def main() -> None:
                       f"({'it gave none' if values['token'] else 'no token given'}); the report is empty")
     path = folder / report.FILE_NAME
     folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(made.report, indent=1) + "\n")
+    write_atomic(path, json.dumps(made.report, indent=1, allow_nan=False) + "\n")
     runner.set_output("report-path", str(path))
     runner.set_output("wall-seconds", made.report["wall_seconds"])
     runner.set_output("critical-path", json.dumps(made.report["critical_path"]))

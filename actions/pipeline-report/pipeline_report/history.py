@@ -67,7 +67,9 @@ def read(file: Path) -> Read:
             skipped += bool(line.strip())
             continue
         if (isinstance(run, dict) and isinstance(run.get("sha"), str)
-                and isinstance(run.get("recorded_at"), int | float)):
+                and timing.is_instant(run.get("recorded_at"))
+                and isinstance(path := run.get("critical_path", []), list)
+                and all(isinstance(job, str) for job in path)):
             runs.append(run)
         else:
             skipped += 1
