@@ -16,8 +16,9 @@ INPUTS = declared.table(
           "or auto (from the API's jobs when a token is given, else failure if a timing record failed, else "
           "unknown). Only a success goes into the run history.", default="auto", choices=CONCLUSIONS),
     Input("title", "The summary's heading.", default="Pipeline report"),
-    Input("state-dir", "Where the timing records and the run history live (the other actions' state dir). "
-          "Empty means $CI_ACTIONS_STATE_DIR, else ~/.local/state/ci-actions.",
+    Input("state-dir", "Where the timing records and the run history live. Every action writes its records "
+          "under $CI_ACTIONS_STATE_DIR (else ~/.local/state/ci-actions), whatever its own state-dir input "
+          "says, so leave this empty unless you moved them. Empty means the same place.",
           parse=declared.path(ledger.default_state_dir)),
 )
 RENDER = ("title", "state-dir")
