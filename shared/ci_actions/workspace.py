@@ -304,6 +304,7 @@ def run_commands(runs: Sequence[Run]) -> None:
 
     with contextlib.ExitStack() as stack:
         waiting: dict[int, tuple[int, subprocess.Popen, Any, Any, float]] = {}  # by pidfd
+        stack.callback(_end_all, waiting)  # an exception here leaves no install running unseen
         for index, run in enumerate(runs):
             out, err = (stack.enter_context(tempfile.TemporaryFile()) for _ in range(2))
             start = time.time()
@@ -328,6 +329,14 @@ def run_commands(runs: Sequence[Run]) -> None:
                                        f"{code}):\n{excerpt(_read(err) or _read(out))}")
     if failures:
         raise WorkspaceError("\n\n".join(failures[index] for index in sorted(failures)))
+
+
+def _end_all(waiting: dict[int, tuple[int, subprocess.Popen, Any, Any, float]]) -> None:
+    """Kill and reap what is still running (only after an exception: normally nothing is left)."""
+    for fd, (_index, process, *_rest) in waiting.items():
+        process.kill()
+        process.wait()
+        os.close(fd)
 
 
 def _read(handle: Any) -> str:

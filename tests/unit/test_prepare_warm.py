@@ -8,14 +8,16 @@ fail as they would without node_modules), so every path runs in milliseconds.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from ci_actions import timing
+from ci_actions import timing, workspace
 from ci_actions.artifact import RunId, read_manifest
 from ci_actions.store.store import Store
 from ci_actions.workspace import Commands, from_metadata
@@ -217,3 +219,24 @@ def test_a_new_prisma_client_version_in_the_lock_misses_the_client_only(runner):
 def test_npm_version_is_read_from_the_npm_that_path_runs_as_npm_prints_it():
     printed = subprocess.run(["npm", "--version"], capture_output=True, text=True, check=True).stdout.strip()
     assert prepare_module.installed_npm() == printed  # the same key as `npm --version` made
+
+
+def test_an_interrupted_wait_leaves_no_install_running(tmp_path, monkeypatch):
+    """Ctrl-C (or any exception) while the installs run: each child is killed and reaped, none is left."""
+    pids = [tmp_path / f"pid{n}" for n in range(2)]
+    runs = [workspace.Run(("sh", "-c", f"echo $$ > {pid}; exec sleep 30"), tmp_path, "install", "install", {})
+            for pid in pids]
+
+    def interrupted(*_args):
+        while not all(pid.is_file() and pid.read_text() for pid in pids):
+            time.sleep(0.05)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(workspace.select, "select", interrupted)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        workspace.run_commands(runs)
+    assert time.monotonic() - started < 10  # killed, not waited for
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):  # gone and reaped: not even a zombie
+            os.kill(int(pid.read_text()), 0)
