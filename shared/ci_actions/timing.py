@@ -54,8 +54,14 @@ def phase(name: str, **fields: Any) -> Iterator[dict[str, Any]]:
         outcome = "failure"
         raise
     finally:
-        write({"phase": name, "start": round(start, 3), "end": round(time.time(), 3), "outcome": outcome,
-               **record})
+        ended(name, start, failed=outcome == "failure", **record)
+
+
+def ended(name: str, start: float, *, failed: bool, **fields: Any) -> None:
+    """Record phase `name`, begun at epoch `start`, as ending now: for phases that end out of a `with`
+    block's order (commands run at once, each recorded as it exits)."""
+    write({"phase": name, "start": round(start, 3), "end": round(time.time(), 3),
+           "outcome": "failure" if failed else "success", **fields})
 
 
 def write(record: dict[str, Any]) -> None:

@@ -298,10 +298,6 @@ def run_commands(runs: Sequence[Run]) -> None:
     not pipes, so no child waits on a full pipe."""
     failures: dict[int, str] = {}
 
-    def record(run: Run, start: float, failed: bool) -> None:
-        timing.write({"phase": run.phase, "start": round(start, 3), "end": round(time.time(), 3),
-                      "outcome": "failure" if failed else "success", **run.fields})
-
     with contextlib.ExitStack() as stack:
         waiting: dict[int, tuple[int, subprocess.Popen, Any, Any, float]] = {}  # by pidfd
         stack.callback(_end_all, waiting)  # an exception here leaves no install running unseen
@@ -313,7 +309,7 @@ def run_commands(runs: Sequence[Run]) -> None:
                                            stdout=out, stderr=err)
             except OSError as exc:
                 failures[index] = f"{run.what}: cannot run `{shlex.join(run.command)}` in {run.cwd}: {exc}"
-                record(run, start, True)
+                timing.ended(run.phase, start, failed=True, **run.fields)
                 continue
             waiting[os.pidfd_open(process.pid)] = (index, process, out, err, start)
         while waiting:  # each one's end as it comes, for its timing record
@@ -323,7 +319,7 @@ def run_commands(runs: Sequence[Run]) -> None:
                 os.close(fd)
                 code = process.wait()
                 run = runs[index]
-                record(run, start, code != 0)
+                timing.ended(run.phase, start, failed=code != 0, **run.fields)
                 if code:
                     failures[index] = (f"{run.what}: `{shlex.join(run.command)}` failed in {run.cwd} (exit "
                                        f"{code}):\n{excerpt(_read(err) or _read(out))}")
