@@ -3,6 +3,8 @@
 `--local-repository org/ci-actions@v1=<this checkout>` makes consumer-style lines such as
 `uses: org/ci-actions/actions/cache-local@v1` run the code under test. `--no-cache-server` keeps act
 from binding a non-loopback port; `--action-offline-mode` keeps it from fetching anything.
+`--concurrent-jobs` stands for the runner instances registered on the machine: act's default is the CPU
+count (2 here), which ran after.yml's three parallel test jobs two at a time.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONSUMER_REF = "org/ci-actions@v1"
 BUILD_OUTPUTS = ("node_modules", "dist", "build-test", "generated")  # never part of a consumer's commit
+RUNNER_INSTANCES = 4  # self-hosted runners on the production machine, each running one job at a time
 STEP_OUTPUT_REF = re.compile(r"^\$\{\{\s*steps\.([\w-]+)\.outputs\.([\w-]+)\s*\}\}$")
 # Outputs a node action names at run time, so its action.yml cannot declare them; each pattern is the one
 # the action.yml documents (build-images: `image-<service>`, one per built service).
@@ -200,6 +203,7 @@ def run_workflow(
         "-P", "self-hosted=-self-hosted",
         "--no-cache-server",
         "--action-offline-mode",
+        "--concurrent-jobs", str(RUNNER_INSTANCES),
         "--local-repository", f"{CONSUMER_REF}={published()}",
         "--json",
     ]

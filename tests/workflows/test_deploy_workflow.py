@@ -1,6 +1,8 @@
 """build-images feeding hotswap-deploy under act, through the consumer's view, against a real nginx on
-127.0.0.1 and real containers; then a job whose ref is not allowed, which must touch nothing."""
+127.0.0.1 and real containers; then a job whose ref is not allowed, which must touch nothing; then a
+deploy that fails its health check and rolls back, which pipeline-report's report must show."""
 
+import json
 import subprocess
 import urllib.request
 import uuid
@@ -45,7 +47,7 @@ def test_the_built_images_are_deployed_and_serve_through_nginx(deploy_run):
     for job in ("images", "deploy"):
         assert run.job(job).result == "success", run.job(job).text[-3000:]
     assert served.strip() == f"web at {sha}"
-    [release] = ledger.Ledger(state, name).releases()
+    release = ledger.Ledger(state, name).releases()[0]
     assert (release.sha, release.outcome, release.images["web"].ref) == (sha, "live", f"{name}-web:{sha}")
     assert run.undeclared_outputs == []
 
@@ -63,4 +65,20 @@ def test_a_ref_that_is_not_allowed_is_refused_before_anything_is_touched(deploy_
     job = run.job("untrusted-ref")
     assert job.result == "failure"
     assert "refusing to deploy from refs/heads/main: allowed-refs is refs/heads/release/*" in job.text
-    assert len(ledger.Ledger(state, name).releases()) == 1
+    # the deploy's release and the unhealthy job's, nothing in between
+    assert [r.outcome for r in ledger.Ledger(state, name).releases()] == ["live", "rolled-back"]
+
+
+def test_an_unhealthy_deploy_rolls_back_and_the_report_shows_it(deploy_run):
+    run, _, sha, state, served = deploy_run
+    job = run.job("unhealthy")
+    assert job.result == "success", job.text[-3000:]  # its checks: failed, deployed false, rolled back
+    assert "failed and was rolled back" in job.text
+    assert served.strip() == f"web at {sha}"  # read after the whole run: the first release serves
+    assert run.job("report").result == "success", run.job("report").text[-3000:]
+    report = json.loads((state / "report.json").read_text())
+    assert report["conclusion"] == "failure"
+    [unhealthy] = [j for j in report["jobs"] if j["name"] == "unhealthy"]
+    phases = [(p["name"], p["outcome"]) for step in unhealthy["steps"] for p in step["phases"]]
+    assert ("rollback", "success") in phases, phases
+    assert any(outcome == "failure" for _, outcome in phases), phases
