@@ -122,16 +122,23 @@ class Site:
 
 
 @pytest.fixture
-def site(images, nginx_factory, tmp_path, docker_client):
+def idle_site(images, nginx_factory, tmp_path):
+    """A project behind its nginx whose data services never started: for deploys that must be refused
+    before they touch anything (so they need no database, and the test spares starting one)."""
     app, refs = images
     project = f"hd-{uuid.uuid4().hex[:8]}"
     nginx = nginx_factory(project, {"backend": PLACEHOLDER, "frontend": PLACEHOLDER})
-    made = Site(app, refs, project, tmp_path / "state", nginx)
     try:
-        start_data_services(app, project)
-        yield made
+        yield Site(app, refs, project, tmp_path / "state", nginx)
     finally:
         remove_project(project)
+
+
+@pytest.fixture
+def site(idle_site):
+    """The production host before a first deploy: Postgres and Redis up."""
+    start_data_services(idle_site.app, idle_site.project)
+    return idle_site
 
 
 def done(release: ledger.Release) -> list[dict]:
@@ -242,26 +249,27 @@ def test_failed_migration_aborts_before_any_switch(site, docker_client):
     assert last.outcome == "aborted" and "failing on purpose (MIGRATE_FAIL is set)" in last.reason
 
 
-def test_dry_run_prints_the_whole_plan_with_the_commit_read_from_the_images(site):
-    result = cli(*site.run_args(B, "--migrate-command", "node dist/migrate.js", "--watch-seconds", "5"),
+def test_dry_run_prints_the_whole_plan_with_the_commit_read_from_the_images(idle_site):
+    result = cli(*idle_site.run_args(B, "--migrate-command", "node dist/migrate.js", "--watch-seconds", "5"),
                  "--dry-run")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert f"of {site.project} at {B} (blue-green)" in lines[0]
+    assert f"of {idle_site.project} at {B} (blue-green)" in lines[0]
     kinds = [" ".join(line.split(". ", 1)[1].split(":")[0].split()[:2]) for line in lines[1:]]
     assert kinds == ["migrate", "start-beside backend", "wait-healthy backend", "switch backend",
                      "start-beside frontend", "wait-healthy frontend", "switch frontend", "watch 5",
                      "switch backend", "switch frontend", "retire backend", "retire frontend"]
     # each switch prints exactly what the CLI's NginxProxy.switch runs (`--nginx` defaults to nginx)
-    commands = "; ".join(NginxProxy(site.nginx.config, site.nginx.upstream_dir, site.project).plan("backend")
-                         .describe())
-    assert f"write {site.nginx.upstream_dir}/{site.project}-backend.conf; " in commands
+    nginx = idle_site.nginx
+    proxy = NginxProxy(nginx.config, nginx.upstream_dir, idle_site.project)
+    commands = "; ".join(proxy.plan("backend").describe())
+    assert f"write {nginx.upstream_dir}/{idle_site.project}-backend.conf; " in commands
     assert sum(commands in line for line in lines) == 2
-    assert site.releases() == []
+    assert idle_site.releases() == []
 
 
-def test_dry_run_refuses_blue_green_without_a_proxy(site):
-    args = site.run_args(B)
+def test_dry_run_refuses_blue_green_without_a_proxy(idle_site):
+    args = idle_site.run_args(B)
     at = args.index("--nginx-config")
     args[at:at + 4] = ["--proxy", "none", "--strategy", "blue-green"]
     result = cli(*args, "--dry-run")
@@ -418,14 +426,14 @@ def test_a_proxy_config_that_fails_nginx_t_means_no_reload_and_no_switch(site, d
     assert site.live_commit() == B and len(site.containers(docker_client)) == 1
 
 
-def test_bad_env_file_line_is_named_by_number_and_nothing_is_written(site, tmp_path):
+def test_bad_env_file_line_is_named_by_number_and_nothing_is_written(idle_site, tmp_path):
     env_file = tmp_path / "deploy.env"
     env_file.write_text("DATABASE_URL=postgres://u:hunter2@db/x\nthis line has hunter2 and no equals\n")
-    result = site.deploy(B, "--env-file", str(env_file))
+    result = idle_site.deploy(B, "--env-file", str(env_file))
     assert result.returncode == 1
     assert "env-file: line 2 is not KEY=VALUE" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
-    assert not (site.app / ".env").exists() and site.releases() == []
+    assert not (idle_site.app / ".env").exists() and idle_site.releases() == []
 
 
 def test_env_file_lives_in_the_state_folder_0600_and_reaches_the_container_exactly(site, tmp_path):
@@ -466,13 +474,13 @@ def test_env_values_round_trip_through_compose_config(tmp_path):
     assert got == values
 
 
-def test_health_url_off_localhost_is_refused(site):
-    args = site.run_args(B)
+def test_health_url_off_localhost_is_refused(idle_site):
+    args = idle_site.run_args(B)
     args[args.index("backend: http://localhost/api/health")] = "backend: http://example.com/api/health"
     result = cli(*args)
     assert result.returncode == 1
     assert "health-url for backend" in result.stderr and "localhost" in result.stderr
-    assert site.releases() == []
+    assert idle_site.releases() == []
 
 
 @pytest.fixture
@@ -598,11 +606,11 @@ def test_recreate_of_an_unhealthy_release_goes_back_to_the_previous_image(site):
     assert [r.outcome for r in site.releases()] == ["live", "rolled-back"]
 
 
-def test_blue_green_without_a_proxy_is_refused_before_migrations(site, docker_client):
-    args = site.run_args(B)
+def test_blue_green_without_a_proxy_is_refused_before_migrations(idle_site, docker_client):
+    args = idle_site.run_args(B)
     at = args.index("--nginx-config")
     args[at:at + 4] = ["--proxy", "none", "--strategy", "blue-green"]  # blue-green asked for, no proxy
     result = cli(*args)
     assert result.returncode == 1
     assert "blue-green needs a proxy" in result.stderr and "Nothing was touched" in result.stderr
-    assert site.releases() == [] and site.containers(docker_client) == []
+    assert idle_site.releases() == [] and idle_site.containers(docker_client) == []
