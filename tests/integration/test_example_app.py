@@ -1,17 +1,18 @@
 """The example app (examples/loyalty-app) end to end, as the pipeline demo runs it, with nothing mocked.
 
-A copy of the app gets `npm ci` in both package dirs, an offline `prisma generate`, the backend's
-typecheck, lint, unit tests and build, the frontend's the same, then `docker compose build` and, with
-the prod override on free loopback ports, from the local base images and with no registry: Postgres and
-Redis up, the migrations in a one-off backend container (twice: the second applies nothing), then the
-whole stack `up --wait`. The API is read from the host, through the database and the Redis leaderboard;
-`down -v` always runs (the database's named volume goes with -v), then the removal of the two images
-this run built (tags unique to the run) and of the untagged images its builds left. Never `--rmi all`:
-postgres and redis run the shared local images ci-actions/postgres:local and ci-actions/redis:local,
-which every other stack on the machine uses (and `--rmi local` keeps the app's images, which the
-services name).
+A copy of the app, installed (`npm ci` in both package dirs), generated (offline `prisma generate`)
+and built once per test process (tests.support.example_app.built_app; the typecheck, lint, unit and
+integration tests run in the pipeline test's security and unit jobs), is pruned to its production
+layer, then `docker compose build` and, with the prod override on free loopback ports, from the local
+base images and with no registry: Postgres and Redis up, the migrations in a one-off backend container
+(twice: the second applies nothing), then the whole stack `up --wait`. The API is read from the host,
+through the database and the Redis leaderboard; `down -v` always runs (the database's named volume
+goes with -v), then the removal of the two images this run built (tags unique to the run) and of the
+untagged images its builds left. Never `--rmi all`: postgres and redis run the shared local images
+ci-actions/postgres:local and ci-actions/redis:local, which every other stack on the machine uses (and
+`--rmi local` keeps the app's images, which the services name).
 
-npm uses its own cache (~/.npm), so a second run installs from disk. Phase timings are printed (-s).
+Phase timings are printed (-s).
 """
 
 from __future__ import annotations
@@ -26,23 +27,17 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import docker
 import pytest
 
-from tests.support.example_app import leftover_images, remove_built_images
+from tests.support.example_app import built_app, leftover_images, remove_built_images
 
-APP = Path(__file__).resolve().parents[2] / "examples" / "loyalty-app"
-# Prisma 7's `prisma generate` resolves the schema engine before generating, and downloads it from
-# binaries.prisma.sh when it is not given; the JS client generator never runs it, so any existing file does.
-OFFLINE_PRISMA = {"PRISMA_SCHEMA_ENGINE_BINARY": "/bin/true"}
 # What a build job installs in the image: production deps only. `--omit=optional` too, because
 # @prisma/client's optional peers (prisma, typescript) are otherwise kept as "devOptional".
 PROD_PRUNE = ["npm", "prune", "--omit=dev", "--omit=optional", "--offline", "--no-audit", "--no-fund"]
-COPY_IGNORE = shutil.ignore_patterns("node_modules", "dist", "build-test", "generated")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -135,10 +130,8 @@ def tools() -> dict[str, str]:
 
 @pytest.fixture
 def app_copy(tmp_path: Path) -> Path:
-    """The app's sources without any build output or installed modules, in a fresh directory."""
-    target = tmp_path / "loyalty-app"
-    shutil.copytree(APP, target, ignore=COPY_IGNORE, symlinks=True)
-    return target
+    """The app installed, generated and built, in a fresh directory of its own."""
+    return built_app(tmp_path)
 
 
 class Compose:
@@ -190,7 +183,7 @@ def compose(app_copy: Path, docker_client: docker.DockerClient) -> Iterator[Comp
         assert down.returncode == 0, f"compose down failed:\n{down.stdout}\n{down.stderr}"
 
 
-def test_example_app_builds_tests_and_runs_in_containers(
+def test_example_app_image_runs_migrates_and_serves_in_containers(
     tools: dict[str, str],
     docker_client: docker.DockerClient,
     node_image: str,
@@ -201,38 +194,14 @@ def test_example_app_builds_tests_and_runs_in_containers(
 ) -> None:
     backend, frontend = app_copy / "backend", app_copy / "frontend"
     phases = Phases()
-    npm_ci = ["npm", "ci", "--no-audit", "--no-fund", "--prefer-offline"]
-
-    # Both package dirs install at once, as prepare-workspace does.
-    def install(where: Path) -> float:
-        start = time.monotonic()
-        _run(npm_ci, cwd=where)
-        return time.monotonic() - start
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        start = time.monotonic()
-        backend_ci, frontend_ci = pool.submit(install, backend), pool.submit(install, frontend)
-        ci_times = backend_ci.result(), frontend_ci.result()
-        phases.times.append((f"npm ci (backend {ci_times[0]:.1f}s, frontend {ci_times[1]:.1f}s, parallel)",
-                             time.monotonic() - start))  # fmt: skip
     # npm 11 blocks dependency install scripts unless allowed; the backend denies Prisma's explicitly.
     assert not (backend / "node_modules" / "@prisma" / "engines" / "dist" / "schema-engine").exists()
-
-    out = phases.run(
-        "prisma generate (offline)", _run, ["npm", "run", "db:generate"], backend, OFFLINE_PRISMA
-    )
-    assert "Generated Prisma Client" in out
     generated = backend / "src" / "generated" / "prisma"
     assert (generated / "client.ts").is_file() and (generated / "models" / "User.ts").is_file()
     # Prisma 7's `prisma-client` generator writes only to its `output`; nothing lands in node_modules.
     assert not (backend / "node_modules" / ".prisma").exists()
-
-    for script in ("typecheck", "lint", "test", "build"):
-        phases.run(f"backend {script}", _run, ["npm", "run", script], backend)
     assert (backend / "dist" / "server.js").is_file()
     assert (backend / "dist" / "generated" / "prisma" / "client.js").is_file()
-    for script in ("typecheck", "lint", "test", "build"):
-        phases.run(f"frontend {script}", _run, ["npm", "run", script], frontend)
     assert (frontend / "dist" / "index.html").is_file()
 
     # The build job's production layer: what the image gets (the Dockerfile would prune a full install too).
