@@ -9,7 +9,9 @@ Each round makes a backend-only commit and runs, on it, `before.yml` and `after.
 (alternating which goes first, so drift on the machine is shared), then makes a second backend-only
 commit and runs `after.yml` on a cold store (store and workspace artifacts wiped; Docker's layer cache
 and ~/.npm stay, for both pipelines alike). A load generator hits production through nginx at 50 req/s
-during every run, and for 30 s with nothing running (the idle baseline).
+during every run, and for 30 s with nothing running (the idle baseline). act runs as four runner
+instances (tests/workflows/act_runner.py: --concurrent-jobs 4), so after.yml's three test jobs run at
+once, as they do on a machine with that many runners registered.
 
 Prints per round and as medians: the wall-time ratios, the overhead of after.yml (wall minus its
 critical path's own steps), the deploy-job ratio, the warm build job (backend-only change) against the
