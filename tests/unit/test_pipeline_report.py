@@ -73,6 +73,25 @@ def test_a_step_id_or_a_second_use_of_an_action_is_its_own_step():
     assert names == ["test-services (db)", "test-services (2)", "test-services"]
 
 
+def test_needs_results_are_the_jobs_outcomes_and_list_the_jobs_without_records(tmp_path):
+    """The unit job's own test step failed after its restore and services succeeded; build and deploy
+    were skipped, so they wrote no records: the report still shows all three as the runner judged them."""
+    results = {"prepare": "success", "unit": "failure", "e2e": "success", "build": "skipped",
+               "deploy": "skipped"}
+    made = make(write(tmp_path / "77-1", PIPELINE[:7]), RUN, title="Run", conclusion="auto", results=results)
+    jobs = {j["name"]: (j["outcome"], j["source"], j["start"]) for j in made.report["jobs"]}
+    assert jobs["unit"] == ("failure", "needs", T0 + 12)
+    assert jobs["build"] == ("skipped", "needs", None) and jobs["deploy"] == ("skipped", "needs", None)
+    assert made.report["conclusion"] == "failure"
+    text = summary.markdown(made.timeline, made.report)
+    assert "| **unit** | | 11.0s | 6.0s | **failure** |" in text
+    assert "| **build** | | - | - | skipped |" in text
+    assert "unit (failure)" in text  # its bar is marked in the chart
+    all_green = dict.fromkeys(results, "success")
+    assert make(tmp_path / "77-1", RUN, title="Run", conclusion="auto",
+                results=all_green).report["conclusion"] == "success"
+
+
 def test_the_critical_path_walks_back_from_the_job_that_ended_last():
     names = [job.name for job in critical_path(build(PIPELINE))]
     assert names == ["prepare", "e2e", "build", "deploy"]  # e2e ended at 40, unit at 18: e2e held build
@@ -280,7 +299,13 @@ def test_the_step_with_nothing_to_read_notices_and_writes_an_empty_report(tmp_pa
     assert "No timing records" in (tmp_path / "summary.md").read_text()
 
 
-def test_the_step_names_a_bad_input(tmp_path):
-    done = _step(tmp_path, "pipeline_report", conclusion="green")
+@pytest.mark.parametrize(("inputs", "message"), [
+    ({"conclusion": "green"}, "Input 'conclusion' is 'green'; use one of: auto, success, failure"),
+    ({"needs": "{not json"}, "Input 'needs' is not JSON; pass ${{ toJSON(needs) }}"),
+    ({"needs": '{"build": "failure"}'}, "Input 'needs' is not a needs context"),
+])
+def test_the_step_names_a_bad_input_and_writes_nothing(tmp_path, inputs, message):
+    done = _step(tmp_path, "pipeline_report", **inputs)
     assert done.returncode == 2
-    assert "::error::Input 'conclusion' is 'green'; use one of: auto, success, failure" in done.stdout
+    assert f"::error::{message}" in done.stdout
+    assert not (tmp_path / "state").exists() and not (tmp_path / "summary.md").exists()

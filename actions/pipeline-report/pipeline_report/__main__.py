@@ -56,7 +56,7 @@ def main() -> None:
     jobs, warnings = api_jobs(values["token"], context)
     run = report.RunInfo(context.repository, context.run_id, context.attempt, context.sha, context.ref)
     made = make(folder, run, title=values["title"], conclusion=values["conclusion"], api_jobs=jobs,
-                warnings=warnings)
+                results=values["needs"], warnings=warnings)
     for warning in made.report["warnings"]:
         runner.warning(f"pipeline-report: {warning}")
     if made.empty:

@@ -23,15 +23,16 @@ class RunInfo:
 
 
 def conclusion(asked: str, timeline: Timeline) -> str:
-    """`asked` unless it is `auto`: then from the API's jobs (any failed: failure; else any cancelled:
-    cancelled; else success), or without them from the records (a failed phase: failure), else unknown."""
+    """`asked` unless it is `auto`: then from the jobs the API or the needs results judged (any failed:
+    failure; else any cancelled: cancelled; else success), or without them from the records (a failed
+    phase: failure), else unknown."""
     if asked != "auto":
         return asked
-    api = [job.outcome for job in timeline.jobs if job.source == "api"]
-    if api:
-        if any(outcome in FAILED for outcome in api):
+    judged = [job.outcome for job in timeline.jobs if job.source in ("api", "needs")]
+    if judged:
+        if any(outcome in FAILED for outcome in judged):
             return "failure"
-        return "cancelled" if "cancelled" in api else "success"
+        return "cancelled" if "cancelled" in judged else "success"
     return "failure" if any(p.outcome != "success" for p in timeline.phases) else "unknown"
 
 

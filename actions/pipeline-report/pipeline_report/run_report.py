@@ -3,7 +3,7 @@ and `ci-actions report render` both do before they print or write it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,11 @@ class Made:
 
 
 def make(folder: Path, run: RunInfo, *, title: str, conclusion: str,
-         api_jobs: Sequence[timeline.ApiJob] = (), warnings: Sequence[str] = ()) -> Made:
+         api_jobs: Sequence[timeline.ApiJob] = (), results: Mapping[str, str] | None = None,
+         warnings: Sequence[str] = ()) -> Made:
     """`warnings` (the API's, say) come first; then one per timing line that was not a record."""
     records, skipped = timing.read(folder / timing.FILE_NAME)
-    built = timeline.build(records, api_jobs)
+    built = timeline.build(records, api_jobs, results)
     if built.left_out:
         skipped.append(f"{built.left_out} timing record(s) belong to no completed job of the API's list "
                        "(a job still running?); left out")

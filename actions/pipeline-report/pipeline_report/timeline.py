@@ -5,12 +5,14 @@ nothing inside a step; the timing records (ci_actions.timing) know each action's
 of our actions. With API jobs, a record goes to the API job named as its `job` (GITHUB_JOB: the job's
 id, the API's name when the job has no `name:`; a matrix leg is `id (...)`), or else to the job its
 time falls in, and inside that job to the step it overlaps most. Without them, a job is its records'
-`job`, a step its records' action (and step id), each spanning its records.
+`job`, a step its records' action (and step id), each spanning its records; and the workflow's `needs`
+results, when given, are the jobs' outcomes: a job whose own steps failed after our actions succeeded
+is failed, and a job that left no records (skipped, or failed before our first action) is listed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +69,7 @@ class Job:
     start: float | None
     end: float | None
     outcome: str
-    source: str  # "api" or "records"
+    source: str  # "api", "records", or "needs" (its outcome is the needs result; any steps are records')
     steps: list[Step] = field(default_factory=list)
 
     @property
@@ -111,12 +113,25 @@ def phase_of(record: dict[str, Any]) -> Phase:
                  {k: v for k, v in record.items() if k not in KNOWN_FIELDS})
 
 
-def build(records: Iterable[dict[str, Any]], api_jobs: Sequence[ApiJob] = ()) -> Timeline:
-    """The timeline of `records` (timing.read's), inside the API's jobs when there are any."""
+def build(records: Iterable[dict[str, Any]], api_jobs: Sequence[ApiJob] = (),
+          results: Mapping[str, str] | None = None) -> Timeline:
+    """The timeline of `records` (timing.read's), inside the API's jobs when there are any, else with
+    `results` (job id -> the needs context's result) as the jobs' outcomes."""
     tagged = [(record, phase_of(record)) for record in records]
     if api_jobs:
         return _with_api(tagged, api_jobs)
-    return _from_records(tagged)
+    return _with_results(_from_records(tagged), results or {})
+
+
+def _with_results(timeline: Timeline, results: Mapping[str, str]) -> Timeline:
+    known = {job.name: job for job in timeline.jobs}
+    for name, result in results.items():
+        job = known.get(name)
+        if job is None:
+            timeline.jobs.append(Job(name, None, None, result, "needs"))
+        else:
+            job.outcome, job.source = result, "needs"
+    return timeline
 
 
 def _outcome(phases: Iterable[Phase]) -> str:
