@@ -64,6 +64,17 @@ def injection_problems(doc: dict) -> list[str]:
             for i, step in enumerate(_steps(doc)) if EXPRESSION.search(str(step.get("run", "")))]
 
 
+def expression_problems(doc: dict) -> list[str]:
+    """Expressions belong in an input's default, an output's value and the steps; act refuses the
+    whole action for one anywhere else ("expressions are not allowed here"), a description included."""
+    texts = [("name", doc.get("name")), ("description", doc.get("description"))]
+    for kind in ("inputs", "outputs"):
+        texts += [(f"{kind[:-1]} {name!r} description", (spec or {}).get("description"))
+                  for name, spec in (doc.get(kind) or {}).items()]
+    return [f"{where}: `${{{{ }}}}` is not allowed here" for where, text in texts
+            if EXPRESSION.search(str(text or ""))]
+
+
 def input_mapping_problems(doc: dict) -> list[str]:
     """Every declared input reaches Python as INPUT_<NAME> through env:, and nothing else does.
 

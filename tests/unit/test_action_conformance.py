@@ -9,6 +9,7 @@ import pytest
 from tests.action_conformance import (
     REPO_ROOT,
     action_files,
+    expression_problems,
     injection_problems,
     input_mapping_problems,
     load,
@@ -53,6 +54,7 @@ def test_action_keeps_house_rules(path):
     result = _schema_check("vendor.github-actions", path)
     assert result.returncode == 0, result.stdout
     assert injection_problems(doc) == []
+    assert expression_problems(doc) == []
     assert input_mapping_problems(doc) == []
     assert output_problems(doc, outputs_set_by_code(package) - _declared_elsewhere(path, package)) == []
 
@@ -66,7 +68,8 @@ def test_workflow_validates(path):
 BROKEN = {
     "name": "broken",
     "description": "every rule broken once",
-    "inputs": {"key": {"description": "k"}, "fail-on-cache-miss": {"description": "f"}},
+    "inputs": {"key": {"description": "k"}, "fail-on-cache-miss": {"description": "f"},
+               "needs": {"description": "pass ${{ toJSON(needs) }}"}},
     "outputs": {
         "cache-hit": {"description": "h", "value": "${{ steps.main.outputs.cache-hit }}"},
         "stale": {"description": "s", "value": "${{ steps.gone.outputs.stale }}"},
@@ -81,9 +84,11 @@ BROKEN = {
 
 def test_checks_catch_a_broken_action(tmp_path):
     assert injection_problems(BROKEN) == ["step 0: `${{ }}` inside run:; pass the value through env:"]
+    assert expression_problems(BROKEN) == ["input 'needs' description: `${{ }}` is not allowed here"]
     assert input_mapping_problems(BROKEN) == [
         "input 'fail-on-cache-miss' is not passed as "
         "INPUT_FAIL_ON_CACHE_MISS: ${{ inputs.fail-on-cache-miss }}",
+        "input 'needs' is not passed as INPUT_NEEDS: ${{ inputs.needs }}",
         "env INPUT_OTHER names undeclared input 'other'",
     ]
     assert output_problems(BROKEN, {"cache-hit", "bytes"}) == [
