@@ -28,7 +28,7 @@ INPUTS = declared.table(
     Input("token", "A token that can read the run's jobs (actions: read); with it the report has every "
           "job's and step's times from the GitHub API, without it only what the timing records show.",
           cli=False),
-    Input("needs", "The jobs' results without a token: ${{ toJSON(needs) }} in a job that needs all the "
+    Input("needs", "The jobs' results without a token: the expression toJSON(needs) in a job that needs all the "
           "others. Each listed job takes its result from it (a job whose own step failed is failed; a "
           "skipped job is listed), and so does an auto conclusion. Ignored when the API's jobs are read.",
           parse=needs_results, cli=False),
