@@ -118,18 +118,18 @@ def test_a_fixed_volume_name_would_be_shared_by_every_job_and_is_refused():
         plan_stack(shared, PROJECT_NAME, ("c.yml",), [])
 
 
-def test_the_override_replaces_every_published_port_and_labels_everything_it_creates():
-    named = model(postgres={**PG, "container_name": "pg"}, app=APP)
+def test_the_override_replaces_every_published_port_labels_everything_and_lowers_cpu_weight():
+    named = model(postgres={**PG, "container_name": "pg"}, app={**APP, "cpu_shares": 2048})
     plan = plan_stack(named, PROJECT_NAME, ("c.yml",), ["app"])
     assignment = dict(zip(plan.ports, (20001, 20002, 20003), strict=True))
     text = override(plan, assignment, labels(plan, "/state/leases", 1700000000))
     own = ('{"ci-actions.test-services.expires": "1700000000", "ci-actions.test-services.leases": '
            '"/state/leases", "ci-actions.test-services.project": "ci-42-test-1-abc123"}')
     assert text == (
-        "# written by test-services: leased loopback ports and labels only\n{\n"
+        "# written by test-services: leased loopback ports, labels and a low CPU weight\n{\n"
         '  "services": {\n'
         f'    "postgres": {{"labels": {own}, "ports": !override ["127.0.0.1:20001:5432/tcp"], '
-        '"container_name": !reset null},\n'
+        '"container_name": !reset null, "cpu_shares": 128},\n'
         f'    "app": {{"labels": {own}, "ports": !override ["127.0.0.1:20002:3000/tcp", '
         '"127.0.0.1:20003:9229/tcp"]}\n'
         "  },\n"

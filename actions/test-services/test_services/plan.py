@@ -1,10 +1,12 @@
 """From compose's resolved model to the stack a job gets: which services start, which host port each
 published port moves to, and the override file that says so. Pure: nothing here runs anything.
 
-The override changes only what isolation needs, so env, volumes, health checks and commands stay as the
-user wrote them:
+The override changes only what isolation and production's share of the machine need, so env, volumes,
+health checks and commands stay as the user wrote them:
 - every published port of a started service is replaced (`!override`) by a leased one on 127.0.0.1;
 - a fixed `container_name` is dropped (`!reset`): two jobs cannot both own one name;
+- a service that sets no `cpu_shares` gets a low one: production's containers on the same machine are
+  served first when a test database is busy (our other heavy work runs at nice 10 for the same reason);
 - every container, and every network and volume the project creates, carries our labels, which is how
   teardown and the reaper find them (and never anything else).
 """
@@ -20,6 +22,7 @@ PROJECT_LABEL = f"{LABEL}.project"
 LEASES_LABEL = f"{LABEL}.leases"  # the lease folder that holds the stack's record
 EXPIRES_LABEL = f"{LABEL}.expires"  # epoch seconds after which any reaper may remove it
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+LOW_CPU_SHARES = 128  # an eighth of a container's default weight (1024)
 
 
 class PlanError(ValueError):
@@ -50,6 +53,7 @@ class StackPlan:
     wanted: tuple[str, ...]
     ports: tuple[PublishedPort, ...]  # each needs one leased host port, in this order
     container_names: tuple[str, ...] = ()  # services whose fixed container_name is dropped
+    weighted: tuple[str, ...] = ()  # services whose files set their own cpu_shares (kept)
     volumes: tuple[str, ...] = ()  # the project's own volumes and networks (they get our labels)
     networks: tuple[str, ...] = ()
 
@@ -160,6 +164,7 @@ def plan_stack(model: dict, project: str, files: tuple[str, ...], wanted: list[s
         raise PlanError("; ".join(problems))
     return StackPlan(project, files, tuple(defined), tuple(started), tuple(wanted), tuple(ports),
                      tuple(n for n in started if services[n].get("container_name")),
+                     tuple(n for n in started if services[n].get("cpu_shares")),
                      tuple(volumes), tuple(networks))
 
 
@@ -179,11 +184,13 @@ def override(plan: StackPlan, assignment: dict[PublishedPort, int], own_labels: 
             parts.append(f'"ports": !override {json.dumps(ports)}')
         if name in plan.container_names:
             parts.append('"container_name": !reset null')
+        if name not in plan.weighted:
+            parts.append(f'"cpu_shares": {LOW_CPU_SHARES}')
         services.append(f"    {json.dumps(name)}: {{{', '.join(parts)}}}")
     sections = ['  "services": {\n' + ",\n".join(services) + "\n  }"]
     for kind, names in (("networks", plan.networks), ("volumes", plan.volumes)):
         if names:
             entries = ",\n".join(f'    {json.dumps(n)}: {{"labels": {labelled}}}' for n in names)
             sections.append(f'  "{kind}": {{\n{entries}\n  }}')
-    return "# written by test-services: leased loopback ports and labels only\n{\n" \
+    return "# written by test-services: leased loopback ports, labels and a low CPU weight\n{\n" \
         + ",\n".join(sections) + "\n}\n"
