@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,9 +48,10 @@ DEPLOY_JOB = {"before": "production-deployment", "after": "deploy"}
 IDLE_SECONDS = 30
 
 
-def under_load(site: Site, repo: Path, name: str) -> tuple[PipelineRun, LoadReport]:
+def under_load(site: Site, repo: Path, name: str,
+               wrapper: Sequence[str] = ()) -> tuple[PipelineRun, LoadReport]:
     with LoadGenerator(site.nginx.url("backend", "/api/health"), rate=RATE, max_seconds=2400) as load:
-        result = run_pipeline(repo, name, site)
+        result = run_pipeline(repo, name, site, wrapper=wrapper)
     return result, load.stop()
 
 

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,10 +165,11 @@ def critical_path(workflow: Path, run: WorkflowRun) -> list[str]:
     return path[::-1]
 
 
-def run_pipeline(repo: Path, name: str, site: Site, timeout: float = 1800) -> PipelineRun:
+def run_pipeline(repo: Path, name: str, site: Site, timeout: float = 1800,
+                 wrapper: Sequence[str] = ()) -> PipelineRun:
     workflow = repo / ".github" / "workflows" / name
     started = time.monotonic()
-    run = run_workflow(repo, workflow, env=site.env(), timeout=timeout)
+    run = run_workflow(repo, workflow, env=site.env(), timeout=timeout, wrapper=wrapper)
     return PipelineRun(name, run, time.monotonic() - started, critical_path(workflow, run))
 
 

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -192,12 +193,14 @@ def run_workflow(
     payload: dict | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 900,
+    wrapper: Sequence[str] = (),
 ) -> WorkflowRun:
-    """Run `workflow` (inside `repo`) under act in host mode and collect what each job did."""
+    """Run `workflow` (inside `repo`) under act in host mode and collect what each job did. `wrapper`
+    is a command act runs under (bench/bench_runner_weight.py: the runner in a cgroup of its own)."""
     event_file = repo.parent / f"{repo.name}-event.json"
     event_file.write_text(json.dumps(payload or {}))
     argv = [
-        act_binary(), event,
+        *wrapper, act_binary(), event,
         "-W", str(workflow),
         "-e", str(event_file),
         "-P", "self-hosted=-self-hosted",

@@ -28,9 +28,9 @@ INPUTS = declared.table(
     Input("token", "A token that can read the run's jobs (actions: read); with it the report has every "
           "job's and step's times from the GitHub API, without it only what the timing records show.",
           cli=False),
-    Input("needs", "The jobs' results without a token: the expression toJSON(needs) in a job that needs all the "
-          "others. Each listed job takes its result from it (a job whose own step failed is failed; a "
-          "skipped job is listed), and so does an auto conclusion. Ignored when the API's jobs are read.",
+    Input("needs", "The jobs' results without a token: the expression toJSON(needs) in a job that needs "
+          "all the others. Each listed job takes its result from it (a job whose own step failed is failed; "
+          "a skipped job is listed), and so does an auto conclusion. Ignored when the API's jobs are read.",
           parse=needs_results, cli=False),
     Input("conclusion", "The run's result: success, failure, cancelled, skipped, or auto (from the API's "
           "jobs when a token is given, else from needs when given, else failure if a timing record failed, "
