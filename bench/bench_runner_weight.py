@@ -23,11 +23,13 @@ The root filesystem here is ext4 without a journal.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,25 +46,34 @@ def cgroup_wrapper(group: Path) -> list[str]:
     return ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(group / "cgroup.procs")]
 
 
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high], else argparse's exit 2 naming the flag."""
+    def parse(text: str) -> int:
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high} (got {text!r})")
+        return int(text)
+    return parse
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--shares", type=int, default=128,
-                        help="the runner's cpu.shares (a container's: 1024)")
+    parser.add_argument("--rounds", type=whole_number(1, 100), default=1)
+    parser.add_argument("--shares", type=whole_number(2, 262144), default=128,
+                        help="the runner's cpu.shares, 2-262144 (a container's: 1024)")
     parser.add_argument("--root", type=Path, default=None, help="where the site lives (default: a temp dir)")
     args = parser.parse_args()
     if os.geteuid() != 0 or not (CPU_CGROUPS / "cpu.shares").exists():
         print("needs root and the cgroup-v1 cpu controller at /sys/fs/cgroup/cpu", file=sys.stderr)
         return 2
-    group = CPU_CGROUPS / f"ci-actions-bench-runner-{os.getpid()}"
-    group.mkdir()
-    (group / "cpu.shares").write_text(str(args.shares))
     root = args.root or Path(tempfile.mkdtemp(prefix="bench-runner-weight-"))
     site = Site.up(root / "site", f"loyalty-weight-{int(time.time()) % 100000}")
+    group = CPU_CGROUPS / f"ci-actions-bench-runner-{os.getpid()}"
     ways = {"as it comes": (), f"cgroup {args.shares}": tuple(cgroup_wrapper(group))}
     results: dict[str, list] = {way: [] for way in ways}
     failures = 0
     try:
+        group.mkdir()
+        (group / "cpu.shares").write_text(str(args.shares))
         repo = consumer_repo(site.root)
         warmup = run_pipeline(repo, "after.yml", site)
         print(warmup.table("warm-up (after.yml, cold store, not counted)"), flush=True)
@@ -86,7 +97,8 @@ def main() -> int:
                   f"({p99 / baseline.p99:.1f}x idle)  failed {failed}")
     finally:
         down(root / "site")
-        group.rmdir()  # empty again: every process act started has ended
+        with contextlib.suppress(FileNotFoundError):
+            group.rmdir()  # empty again: every process act started has ended
     return 1 if failures else 0
 
 
