@@ -49,7 +49,7 @@ from typing import BinaryIO
 
 import zstandard
 
-from ci_actions.atomic import fsync_dir, write_atomic
+from ci_actions.atomic import fsync_dir, start_writeback, write_atomic
 from ci_actions.beneath import open_beneath
 from ci_actions.cache import default_cache_dir
 from ci_actions.tar_scan import MAX_DEPTH, HostileMember, TarScanner, resolve
@@ -58,6 +58,7 @@ FORMAT = "ci-actions-workspace-1"
 ARCHIVE = "workspace.tar.zst"
 MANIFEST = "manifest.json"
 CHUNK = 1024 * 1024
+WRITEBACK_STEP = 8 * CHUNK
 COMPRESSION_LEVEL = 3
 TAR_DEADLINE = 30 * 60  # seconds a pack's or unpack's tar may run before it is killed: minutes for GBs
 REAP_SECONDS = 60  # the longest wait for a killed tar to be reaped
@@ -175,16 +176,23 @@ def _feed_names(pipe: BinaryIO, workspace: Path, exclude: Sequence[str], files: 
             pipe.close()
 
 
-class _HashingWriter:
-    """A file-like sink that hashes and counts what passes through to `target`."""
+class _ArchiveWriter:
+    """A file-like sink that hashes and counts what passes through to `target`, and starts the disk
+    write of every WRITEBACK_STEP as it goes, so the fsync that makes the archive durable waits for
+    the last step only (on a journaled ext4, that fsync was a fifth of a pack)."""
 
     def __init__(self, target: BinaryIO) -> None:
-        self.target, self.sha256, self.size = target, hashlib.sha256(), 0
+        self.target, self.sha256, self.size, self._written_back = target, hashlib.sha256(), 0, 0
 
     def write(self, data: bytes) -> int:
         self.sha256.update(data)
         self.size += len(data)
-        return self.target.write(data)
+        written = self.target.write(data)
+        if self.size - self._written_back >= WRITEBACK_STEP:
+            self.target.flush()
+            start_writeback(self.target.fileno(), self._written_back, self.size - self._written_back)
+            self._written_back = self.size
+        return written
 
 
 # PAX without the per-file extended header that sub-second times would need: mtimes kept to the second.
@@ -270,10 +278,10 @@ def pack(workspace: Path, destination: Path, *, run: RunId, exclude: Sequence[st
     return Packed(destination, manifest, skipped)
 
 
-def _compress(source: BinaryIO, path: Path) -> _HashingWriter:
+def _compress(source: BinaryIO, path: Path) -> _ArchiveWriter:
     """zstd on every core from `source` into `path`, hashed and counted on the way, fsynced."""
     with path.open("wb") as raw:
-        sink = _HashingWriter(raw)
+        sink = _ArchiveWriter(raw)
         zstandard.ZstdCompressor(level=COMPRESSION_LEVEL, threads=-1).copy_stream(
             source, sink, read_size=CHUNK, write_size=CHUNK)
         raw.flush()
