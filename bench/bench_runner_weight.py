@@ -1,7 +1,7 @@
 """Production's latency while after.yml runs: the runner as it comes, against the runner in a CPU cgroup
 of its own with a low weight (what `CPUWeight=` in the runner service's systemd unit gives).
 
-    .venv/bin/python bench/bench_runner_weight.py [--rounds 1] [--shares 128] [--root DIR]
+    .venv/bin/python bench/bench_runner_weight.py [--rounds 1] [--shares 2] [--root DIR]
 
 Needs root and the cgroup-v1 cpu controller (/sys/fs/cgroup/cpu, this machine's; on cgroup v2 the unit's
 CPUWeight= does the same). Set-up as bench_pipeline.py: a stand-in production behind nginx on
@@ -58,7 +58,7 @@ def whole_number(low: int, high: int) -> Callable[[str], int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=whole_number(1, 100), default=1)
-    parser.add_argument("--shares", type=whole_number(2, 262144), default=128,
+    parser.add_argument("--shares", type=whole_number(2, 262144), default=2,
                         help="the runner's cpu.shares, 2-262144 (a container's: 1024)")
     parser.add_argument("--root", type=Path, default=None, help="where the site lives (default: a temp dir)")
     args = parser.parse_args()
