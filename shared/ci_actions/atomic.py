@@ -1,4 +1,5 @@
-"""Nothing half-written is ever visible: whole-file writes by temp file, fsync and rename."""
+"""Nothing half-written is ever visible: whole-file writes by temp file, fsync and rename; and the
+flushes that make other writes durable."""
 
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def syncfs(fd: int) -> None:
+    """Flush the whole filesystem that `fd` lies on (syncfs), or every one where that fails."""
+    if _libc.syncfs(fd) != 0:
+        os.sync()
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:

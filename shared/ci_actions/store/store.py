@@ -22,7 +22,6 @@ users can write to is refused unless the caller accepts it (`shared`), as ssh's 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import hashlib
@@ -41,7 +40,7 @@ from typing import NamedTuple
 
 import filelock
 
-from ci_actions.atomic import fsync_dir
+from ci_actions.atomic import fsync_dir, syncfs
 from ci_actions.beneath import open_beneath
 from ci_actions.paths import HOME, WORKSPACE, Place, Tree
 from ci_actions.store import manifest as mf
@@ -107,14 +106,9 @@ def _syncfs(path: Path) -> None:
     """Flush the store's filesystem once, instead of one fsync per blob."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _syncfs_fd(fd)
+        syncfs(fd)
     finally:
         os.close(fd)
-
-
-def _syncfs_fd(fd: int) -> None:
-    if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:
-        os.sync()
 
 
 @contextlib.contextmanager
@@ -142,7 +136,7 @@ def _flushing(path: Path, every: float = FLUSH_EVERY) -> Iterator[None]:
             os.closerange(high + 1, os.sysconf("SC_OPEN_MAX"))
             die_with_parent(parent)
             while not select.select([read_end], [], [], every)[0]:  # until the parent closes the pipe
-                _syncfs_fd(root)
+                syncfs(root)
         finally:
             os._exit(0)
     os.close(read_end)
